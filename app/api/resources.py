@@ -1,0 +1,102 @@
+"""Integrator REST resources (/api/v1/<resource>/): same data scope as the admin screens.
+Authenticate with JWT from /api/v1/security/login; OpenAPI at /api/v1/_openapi."""
+from app.models import Card, Connector, Member, Partner, Pile, PriceTemplate, Station
+from app.views.base import CpmsModelRestApi, ScopedSQLAInterface
+
+RW_MAP = None
+
+
+class StationApi(CpmsModelRestApi):
+    resource_name = "station"
+    datamodel = ScopedSQLAInterface(Station)
+    list_columns = ["id", "code", "name", "station_type", "status", "site_type", "operator_id", "address",
+                    "lng", "lat", "price_template_id"]
+    show_columns = list_columns + ["province", "city", "district", "area_code", "park_nums", "park_info",
+                                   "site_guide", "services", "business_hours", "station_tel", "remark"]
+    add_columns = edit_columns = ["code", "name", "station_type", "status", "site_type", "ownership",
+                                  "operator", "address", "lng", "lat", "province", "city", "district",
+                                  "area_code", "park_nums", "park_info", "site_guide", "business_hours",
+                                  "station_tel", "price_template", "remark"]
+    search_columns = ["code", "name", "status", "operator"]
+    order_columns = ["id", "code", "name"]
+
+
+class PileApi(CpmsModelRestApi):
+    resource_name = "pile"
+    datamodel = ScopedSQLAInterface(Pile)
+    list_columns = ["id", "code", "name", "station_id", "operator_id", "pile_type", "protocol", "power_kw",
+                    "gun_count", "online", "last_heartbeat_at", "enabled"]
+    show_columns = list_columns + ["model_id", "manufacturer_id", "firmware", "protocol_version",
+                                   "production_date", "commissioning_date"]
+    add_columns = edit_columns = ["code", "name", "station", "model", "pile_type", "protocol", "power_kw",
+                                  "gun_count", "production_date", "commissioning_date", "enabled", "remark"]
+    search_columns = ["code", "name", "station", "online"]
+    order_columns = ["id", "code"]
+
+
+class ConnectorApi(CpmsModelRestApi):
+    resource_name = "connector"
+    datamodel = ScopedSQLAInterface(Connector)
+    list_columns = ["id", "code", "gun_no", "name", "pile_id", "station_id", "operator_id", "status",
+                    "interface_type", "national_standard", "power_kw", "park_no"]
+    show_columns = list_columns + ["voltage_upper", "voltage_lower", "current", "lock_enabled", "lock_no"]
+    add_columns = ["pile", "gun_no", "name", "interface_type", "national_standard", "voltage_upper",
+                   "voltage_lower", "current", "power_kw", "park_no", "lock_enabled", "lock_no"]
+    edit_columns = add_columns[2:]
+    search_columns = ["code", "pile", "station", "status"]
+    order_columns = ["id", "code"]
+
+
+class PriceTemplateApi(CpmsModelRestApi):
+    resource_name = "pricetemplate"
+    datamodel = ScopedSQLAInterface(PriceTemplate)
+    list_columns = ["id", "code", "name", "operator_id", "version", "enabled"]
+    show_columns = list_columns + ["remark", "periods.start_minute", "periods.end_minute", "periods.level",
+                                   "periods.electricity_price", "periods.service_price"]
+    add_columns = edit_columns = ["code", "name", "operator", "enabled", "remark"]
+    search_columns = ["code", "name", "operator"]
+    order_columns = ["id", "code", "name"]
+
+
+class PartnerApi(CpmsModelRestApi):
+    resource_name = "partner"
+    datamodel = ScopedSQLAInterface(Partner)
+    list_columns = ["id", "name", "partner_type", "partner_operator_code", "our_operator_code", "base_url",
+                    "operator_id", "enabled"]
+    show_columns = list_columns + ["channel_id", "tenant_id", "push_enabled", "remark"]
+    add_columns = edit_columns = ["name", "partner_type", "partner_operator_code", "operator_secret",
+                                  "data_secret", "data_secret_iv", "sig_secret", "base_url",
+                                  "our_operator_code", "our_operator_secret", "our_data_secret",
+                                  "our_data_secret_iv", "our_sig_secret", "operator", "channel",
+                                  "ip_allowlist", "tenant_id", "push_enabled", "enabled", "remark"]
+    search_columns = ["name", "partner_operator_code", "operator"]
+    order_columns = ["id", "name"]
+
+
+class MemberApi(CpmsModelRestApi):
+    resource_name = "member"
+    datamodel = ScopedSQLAInterface(Member)
+    list_columns = ["id", "member_no", "username", "nickname", "phone", "balance", "status", "operator_id",
+                    "organization_id", "plate_no", "created_at"]
+    show_columns = list_columns + ["vin", "remark"]
+    add_columns = ["member_no", "username", "nickname", "phone", "status", "operator", "organization",
+                   "plate_no", "vin", "remark"]
+    edit_columns = ["username", "nickname", "phone", "status", "organization", "plate_no", "vin", "remark"]
+    search_columns = ["member_no", "phone", "status", "operator"]
+    order_columns = ["id", "member_no", "created_at"]
+
+
+class CardApi(CpmsModelRestApi):
+    resource_name = "card"
+    datamodel = ScopedSQLAInterface(Card)
+    list_columns = ["id", "logical_no", "physical_no", "card_type", "status", "member_id", "organization_id",
+                    "operator_id", "balance"]
+    show_columns = list_columns + ["remark"]
+    add_columns = ["logical_no", "physical_no", "card_type", "status", "member", "organization", "operator",
+                   "remark"]
+    edit_columns = ["card_type", "status", "member", "organization", "remark"]
+    search_columns = ["logical_no", "physical_no", "status", "operator"]
+    order_columns = ["id", "logical_no"]
+
+
+RESOURCES = [StationApi, PileApi, ConnectorApi, PriceTemplateApi, PartnerApi, MemberApi, CardApi]

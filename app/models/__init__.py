@@ -1,0 +1,67 @@
+"""Business data model. Importing this package registers every table on ``db.Model.metadata``.
+
+Security models (User, Role, Department, Post, RoleDataScope) live in ``app.security.models``.
+"""
+from .base import Energy, Money, OperatorMixin, Price, TimestampMixin, utcnow
+from .marketing import (
+    Campaign,
+    CampaignPeriod,
+    Coupon,
+    CouponCampaign,
+    CouponCampaignItem,
+    CouponTemplate,
+    campaign_station,
+    coupon_campaign_member,
+    coupon_template_station,
+)
+from .member import (
+    Card,
+    Channel,
+    Invoice,
+    Member,
+    Organization,
+    Payment,
+    PaymentGateway,
+    WalletEntry,
+    invoice_order,
+)
+from .operator import Operator
+from .order import ChargeOrder, MeterSample, OccupancyOrder, OrderEvent, OrderPeriod, PileBill
+from .partner import Partner, PushLog
+from .pile import (
+    Alarm,
+    Connector,
+    ConnectorStatusLog,
+    FaultReport,
+    FaultType,
+    Feedback,
+    Manufacturer,
+    Pile,
+    PileModel,
+)
+from .report import DailyStationStat
+from .station import PricePeriod, PriceTemplate, Station
+
+__all__ = [
+    # base helpers
+    "Energy", "Money", "OperatorMixin", "Price", "TimestampMixin", "utcnow",
+    # operator
+    "Operator",
+    # station
+    "PricePeriod", "PriceTemplate", "Station",
+    # pile
+    "Alarm", "Connector", "ConnectorStatusLog", "FaultReport", "FaultType", "Feedback",
+    "Manufacturer", "Pile", "PileModel",
+    # order
+    "ChargeOrder", "MeterSample", "OccupancyOrder", "OrderEvent", "OrderPeriod", "PileBill",
+    # member
+    "Card", "Channel", "Invoice", "Member", "Organization", "Payment", "PaymentGateway",
+    "WalletEntry", "invoice_order",
+    # marketing
+    "Campaign", "CampaignPeriod", "Coupon", "CouponCampaign", "CouponCampaignItem",
+    "CouponTemplate", "campaign_station", "coupon_campaign_member", "coupon_template_station",
+    # report
+    "DailyStationStat",
+    # partner
+    "Partner", "PushLog",
+]

