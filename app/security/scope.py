@@ -176,6 +176,17 @@ SCOPE_FILTERS = [["id", ScopeFilter, None]]
 class ScopedSQLAInterface(SQLAInterface):
     """``get()`` re-checks the scope: closes the action / action_post / list/<pk> gap."""
 
+    def is_nullable(self, col_name):
+        """A checkbox always has a value: never make FAB require a boolean to be ticked."""
+        try:
+            from sqlalchemy import Boolean
+
+            if isinstance(self.list_columns[col_name].type, Boolean):
+                return True
+        except (KeyError, AttributeError):
+            pass
+        return super().is_nullable(col_name)
+
     def get(self, id, filters=None, *args, **kwargs):
         item = super().get(id, filters, *args, **kwargs)
         if item is None or not has_request_context() or _columns(type(item))[0] is None:

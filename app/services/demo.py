@@ -10,8 +10,21 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import (
-    Card, Channel, Connector, FaultType, Manufacturer, Member, Operator, Organization, Partner,
-    PaymentGateway, Pile, PileModel, PricePeriod, PriceTemplate, Station,
+    Card,
+    Channel,
+    Connector,
+    FaultType,
+    Manufacturer,
+    Member,
+    Operator,
+    Organization,
+    Partner,
+    PaymentGateway,
+    Pile,
+    PileModel,
+    PricePeriod,
+    PriceTemplate,
+    Station,
 )
 from app.security.models import Department, Post
 from app.services import wallet
@@ -28,8 +41,8 @@ MODELS = [("AC-GIAN11-P", 0, "ac", "7", 1), ("AC-ZD120kW双枪", 0, "dc", "120",
 FAULT_TYPES = ["有车占位", "无法启动", "二维码损坏", "导航不准", "跳枪", "充电桩损坏"]
 # (operator index, name, district, district code, address, lng, lat, site type)
 STATIONS = [
-    (0, "菁英公寓", "雨花台区", "320114", "大周路与英才路交叉口西北方向77米软件谷菁英公寓B区", "118.778074", "31.987346",
-     "residential"),
+    (0, "菁英公寓", "雨花台区", "320114", "大周路与英才路交叉口西北方向77米软件谷菁英公寓B区",
+     "118.778074", "31.987346", "residential"),
     (0, "天隆寺地铁站", "雨花台区", "320114", "宁丹路天隆寺地铁站1号口停车场", "118.762151", "31.983542",
      "transport_hub"),
     (0, "雨花客厅", "雨花台区", "320114", "雨花大道2号雨花客厅地下停车场", "118.772345", "31.995870",
@@ -160,7 +173,8 @@ def load_demo_data(seed=20240311):
                              physical_no=f"{0xA1B2C3D400000000 + n:016X}", card_type="online"))
     for i, op in enumerate(ops):
         session.add(Partner(
-            operator=op, name="新电途" if i == 0 else "江苏省监管", partner_type="platform" if i == 0 else "regulator",
+            operator=op, name="新电途" if i == 0 else "江苏省监管平台",
+            partner_type="platform" if i == 0 else "regulator",
             partner_operator_code="MA25CNM38" if i == 0 else "014406554",
             operator_secret="7hUeAsYVBrjw8sup", data_secret="YPFVz1OvAS4nSwLW", data_secret_iv="5tLoP60aR9QUB5Mx",
             sig_secret="S94xUpTpOIILJBk8", base_url="http://127.0.0.1:9/evcs/v1.0/",

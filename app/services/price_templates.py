@@ -101,7 +101,7 @@ def validate_periods(specs, ykc=False):
                              start=fmt_minute(p.start), end=fmt_minute(p.end)))
     if specs[0].start != 0 or max(p.end for p in specs) != 1440:
         errors.append(_l("The periods must cover 24 hours, from 00:00 to 24:00."))
-    for a, b in zip(specs, specs[1:]):
+    for a, b in zip(specs, specs[1:], strict=False):
         if b.start > a.end:
             errors.append(_l("Gap between %(a)s and %(b)s: no price is set for that time.",
                              a=fmt_minute(a.end), b=fmt_minute(b.start)))

@@ -6,15 +6,37 @@ from wtforms import DecimalField, StringField
 from wtforms.validators import DataRequired, Optional
 
 from app.models import (
-    Alarm, Connector, ConnectorStatusLog, FaultReport, FaultType, Feedback, Manufacturer, Pile,
-    PileModel, PriceTemplate, Station,
+    Alarm,
+    Connector,
+    ConnectorStatusLog,
+    FaultReport,
+    FaultType,
+    Feedback,
+    Manufacturer,
+    Pile,
+    PileModel,
+    PriceTemplate,
+    Station,
 )
 from app.models.pile import (
-    ALARM_STATUS, CONNECTOR_STATUS, CONNECTOR_TYPE, FAULT_REPORT_STATUS, FEEDBACK_STATUS,
-    LOCK_STATUS, NATIONAL_STANDARD, PARK_STATUS, PILE_PROTOCOL, PILE_TYPE,
+    ALARM_STATUS,
+    CONNECTOR_STATUS,
+    CONNECTOR_TYPE,
+    FAULT_REPORT_STATUS,
+    FEEDBACK_STATUS,
+    LOCK_STATUS,
+    NATIONAL_STANDARD,
+    PARK_STATUS,
+    PILE_PROTOCOL,
+    PILE_TYPE,
 )
 from app.models.station import (
-    OCCUPANCY_UNIT, OWNERSHIP_TYPE, SITE_TYPE, STATION_SERVICES, STATION_SOURCE, STATION_STATUS,
+    OCCUPANCY_UNIT,
+    OWNERSHIP_TYPE,
+    SITE_TYPE,
+    STATION_SERVICES,
+    STATION_SOURCE,
+    STATION_STATUS,
     STATION_TYPE,
 )
 from app.services import masterdata

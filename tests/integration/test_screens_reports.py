@@ -1,0 +1,117 @@
+"""Statistics and home pages: station / operation reports with filters and export, dashboard, monitor."""
+
+import io
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from openpyxl import load_workbook
+
+from app.models import Connector, DailyStationStat, Station
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+STAFF_PASSWORD = "staff-pass-1"
+
+
+def _db():
+    from app.extensions import db
+
+    return db
+
+
+@pytest.fixture(scope="module")
+def stats(app):
+    """Two days of figures for the first station of each demo operator."""
+    db = _db()
+    with app.app_context():
+        stations = {}
+        for st in db.session.query(Station).order_by(Station.id):
+            stations.setdefault(st.operator_id, st)
+        today = date.today()
+        out = []
+        for st in stations.values():
+            for d in (today - timedelta(days=1), today):
+                if not db.session.query(DailyStationStat).filter_by(station_id=st.id, day=d).first():
+                    db.session.add(
+                        DailyStationStat(
+                            operator_id=st.operator_id,
+                            station_id=st.id,
+                            day=d,
+                            order_count=3,
+                            member_count=2,
+                            energy=Decimal("40.5"),
+                            electricity_fee=Decimal("30"),
+                            service_fee=Decimal("10"),
+                            total_amount=Decimal("40"),
+                            paid_amount=Decimal("40"),
+                            duration_seconds=7200,
+                            connector_count=4,
+                            utilisation=Decimal("0.25"),
+                        )
+                    )
+            out.append({"id": st.id, "code": st.code, "name": st.name, "operator_id": st.operator_id})
+        db.session.commit()
+        return out
+
+
+@pytest.mark.parametrize("url", ["/stationreport/", "/operationreport/", "/dashboard/", "/stationmonitor/"])
+def test_pages_render(admin_client, stats, url):
+    rv = admin_client.get(url)
+    assert rv.status_code == 200, rv.get_data(as_text=True)[:500]
+
+
+def test_station_report_filters(admin_client, stats):
+    a, b = stats[0], stats[1]
+    html = admin_client.get("/stationreport/").get_data(as_text=True)
+    assert a["code"] in html and b["code"] in html
+    html = admin_client.get(f"/stationreport/?station={a['id']}").get_data(as_text=True)
+    assert f"<td>{a['code']}</td>" in html and f"<td>{b['code']}</td>" not in html
+    assert "<td>6</td>" in html  # two days x 3 orders
+    old = (date.today() - timedelta(days=400)).isoformat()
+    html = admin_client.get(f"/stationreport/?start={old}&end={old}").get_data(as_text=True)
+    assert "No data for these filters." in html
+    html = admin_client.get("/stationreport/?start=yesterday").get_data(as_text=True)
+    assert "Dates must look like 2024-03-01" in html
+
+
+def test_operation_report_per_day(admin_client, stats):
+    html = admin_client.get(f"/operationreport/?station={stats[0]['id']}").get_data(as_text=True)
+    assert f"<td>{date.today().isoformat()}</td>" in html
+
+
+def test_report_scope(client, login, stats):
+    login("staff_a", STAFF_PASSWORD)
+    html = client.get("/stationreport/").get_data(as_text=True)
+    assert f"<td>{stats[0]['code']}</td>" in html and f"<td>{stats[1]['code']}</td>" not in html
+
+
+def test_report_export(admin_client, stats):
+    rv = admin_client.get(f"/stationreport/export/?station={stats[0]['id']}")
+    assert rv.status_code == 200 and rv.content_type.startswith(XLSX)
+    rows = list(load_workbook(io.BytesIO(rv.data)).worksheets[0].iter_rows(values_only=True))
+    assert rows[0][0] == "Station no." and rows[1][0] == stats[0]["code"] and rows[1][3] == 6
+    rv = admin_client.get("/operationreport/export/")
+    assert rv.content_type.startswith(XLSX)
+    assert len(list(load_workbook(io.BytesIO(rv.data)).worksheets[0].iter_rows())) >= 3
+
+
+def test_monitor_filters_and_links(admin_client, app):
+    with app.app_context():
+        conn = _db().session.query(Connector).order_by(Connector.id).first()
+        code, cid, total = conn.code, conn.id, _db().session.query(Connector).count()
+    html = admin_client.get("/stationmonitor/").get_data(as_text=True)
+    assert f'data-key="all">{total}<' in html
+    html = admin_client.get(f"/stationmonitor/?connector_code={code}").get_data(as_text=True)
+    assert 'data-key="all">1<' in html and f'data-connector="{code}"' in html
+    assert f"/historyorderview/list/?_flt_0_connector_code={code}" in html
+    assert f"/statuslogview/list/?_flt_0_connector={cid}" in html
+    assert admin_client.get(f"/historyorderview/list/?_flt_0_connector_code={code}").status_code == 200
+    assert admin_client.get(f"/statuslogview/list/?_flt_0_connector={cid}").status_code == 200
+    html = admin_client.get("/stationmonitor/?pile_code=nothing-like-this").get_data(as_text=True)
+    assert "No connectors match these filters." in html
+
+
+def test_dashboard_scoped(client, login, stats):
+    login("staff_a", STAFF_PASSWORD)
+    html = client.get("/dashboard/").get_data(as_text=True)
+    assert f"<td>{stats[0]['code']}</td>" in html and f"<td>{stats[1]['code']}</td>" not in html
