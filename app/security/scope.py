@@ -192,3 +192,20 @@ class ScopedSQLAInterface(SQLAInterface):
         if item is None or not has_request_context() or _columns(type(item))[0] is None:
             return item  # global catalogues (no operator column) are readable by everyone
         return item if in_scope(item) else None
+
+
+class GrantableRoleFilter(BaseFilter):
+    """Roles an operator's staff may hand out: never the platform admin role, nor a role whose
+    data scope is 'all'."""
+
+    name = "Grantable roles"
+    arg_name = None
+
+    def apply(self, query, value):
+        if current_scope().all:
+            return query
+        from app.security.models import RoleDataScope
+
+        admin = current_app.config.get("AUTH_ROLE_ADMIN", "Admin")
+        all_scope = query.session.query(RoleDataScope.role_id).filter(RoleDataScope.scope == SCOPE_ALL)
+        return query.filter(self.model.name != admin, ~self.model.id.in_(all_scope))

@@ -2,9 +2,10 @@
 role data permissions. Roles themselves use FAB's role screen (operation permissions)."""
 from flask_appbuilder.security.views import UserDBModelView
 from flask_babel import lazy_gettext as _l
+from wtforms.validators import DataRequired
 
 from app.security.models import DATA_SCOPES, Department
-from app.security.scope import SCOPE_FILTERS, ScopeFilter, check_item
+from app.security.scope import SCOPE_FILTERS, GrantableRoleFilter, ScopeError, ScopeFilter, check_item
 from app.views.base import CpmsModelView, ScopedSQLAInterface
 
 
@@ -27,8 +28,9 @@ class CpmsUserDBModelView(UserDBModelView):
                        "expanded": False}),
     ]
     user_show_fieldsets = show_fieldsets
+    validators_columns = {"roles": [DataRequired()]}  # posts replace FAB groups here
     add_form_query_rel_fields = edit_form_query_rel_fields = search_form_query_rel_fields = {
-        "operator": SCOPE_FILTERS, "department": SCOPE_FILTERS,
+        "operator": SCOPE_FILTERS, "department": SCOPE_FILTERS, "roles": [["id", GrantableRoleFilter, None]],
     }
     label_columns = dict(UserDBModelView.label_columns)
     label_columns.update({
@@ -37,15 +39,32 @@ class CpmsUserDBModelView(UserDBModelView):
     })
 
     def pre_add(self, item):
-        check_item(item)
+        self._check(item)
         super().pre_add(item)
 
     def pre_update(self, item):
-        check_item(item)
+        self._check(item)
         super().pre_update(item)
 
     def pre_delete(self, item):
         check_item(item)
+
+    @staticmethod
+    def _check(item):
+        check_item(item)
+        from app.security.scope import current_scope
+
+        if not current_scope().all:
+            from flask import current_app
+
+            from app.extensions import db
+
+            admin = current_app.config.get("AUTH_ROLE_ADMIN", "Admin")
+            with db.session.no_autoflush:
+                for role in item.roles:
+                    ds = getattr(role, "data_scope", None)
+                    if role.name == admin or (ds is not None and ds.scope == "all"):
+                        raise ScopeError(f"You may not grant the role {role.name}.")
 
 
 class DepartmentView(CpmsModelView):
