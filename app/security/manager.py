@@ -9,6 +9,7 @@ from app.security.views import CpmsUserDBModelView
 class CpmsSecurityManager(SecurityManager):
     user_model = CpmsUser
     userdbmodelview = CpmsUserDBModelView
+    userstatschartview = None  # FAB's chart loads Google's CDN (fab-guide §4)
 
     def validate_api_key(self, api_key_string):
         user = super().validate_api_key(api_key_string)

@@ -19,6 +19,8 @@ PLATFORM_WRITE_ONLY = {
     "OperatorView", "ManufacturerView", "PileModelView", "FaultTypeView", "PaymentGatewayView",
     "OperatorApi",
 }
+# Explicit grants: not part of any default tenant role (e.g. seeing partner secrets in clear).
+ADMIN_ONLY_PERMS = {"can_show_secrets"}
 READ_PERMS = {"menu_access", "can_list", "can_show", "can_export", "can_get", "can_info", "can_read",
               "can_download", "can_userinfo", "resetmypassword", "can_this_form_get",
               "can_this_form_post", "userinfoedit"}
@@ -41,6 +43,8 @@ def sync_roles_and_permissions():
         if view in PLATFORM_ONLY and perm not in WRITE_PERMS_ON_OWN_ACCOUNT:
             continue
         if view in PLATFORM_WRITE_ONLY and perm not in READ_PERMS:
+            continue
+        if perm in ADMIN_ONLY_PERMS:
             continue
         admin_perms.append(pvm)
         if perm in READ_PERMS and not perm.startswith("can_command"):

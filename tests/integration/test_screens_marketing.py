@@ -1,7 +1,9 @@
 """Marketing screens: 折 conversion and validation, time windows, coupon rules, lists and exports."""
 
 import io
+from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
@@ -23,12 +25,7 @@ def _db():
 def op(app):
     with app.app_context():
         st = _db().session.query(Station).order_by(Station.id).first()
-        ch = (
-            _db()
-            .session.query(Channel)
-            .filter_by(operator_id=st.operator_id, channel_type="interconnect")
-            .first()
-        )
+        ch = _db().session.query(Channel).filter_by(operator_id=st.operator_id, channel_type="interconnect").first()
         return {"operator": str(st.operator_id), "station": str(st.id), "channel": str(ch.id) if ch else None}
 
 
@@ -80,9 +77,7 @@ def _campaign(op, **kw):
 
 
 def test_campaign_validation_and_conversion(admin_client, app, op):
-    html = admin_client.post("/campaignview/add", data=_campaign(op, electricity_rate="12")).get_data(
-        as_text=True
-    )
+    html = admin_client.post("/campaignview/add", data=_campaign(op, electricity_rate="12")).get_data(as_text=True)
     assert "The discount must be greater than 0 and at most 10" in html
     html = admin_client.post("/campaignview/add", data=_campaign(op, service_rate="0")).get_data(as_text=True)
     assert "The discount must be greater than 0 and at most 10" in html
@@ -100,9 +95,13 @@ def test_campaign_validation_and_conversion(admin_client, app, op):
             Decimal("0.8000"),
         )
         assert [s.id for s in c.stations] == [int(op["station"])]
+        tz = ZoneInfo(app.config.get("TIMEZONE", "Asia/Shanghai"))
+        local = datetime(2024, 3, 1, tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+        assert c.start_at == local  # typed in local time, stored as naive UTC
         pk = c.id
     html = admin_client.get(f"/campaignview/edit/{pk}").get_data(as_text=True)
     assert 'value="9.5"' in html and 'value="8"' in html
+    assert 'value="2024-03-01 00:00:00"' in html
     assert "Spring OK" in admin_client.get("/campaignview/list/").get_data(as_text=True)
     assert "Spring OK" not in admin_client.get("/interconnectcampaignview/list/").get_data(as_text=True)
     rv = admin_client.get("/campaignview/export/")
@@ -141,13 +140,11 @@ def _coupon(op, **kw):
 
 
 def test_coupon_template_rules(admin_client, app, op):
-    html = admin_client.post(
-        "/coupontemplateview/add", data=_coupon(op, name="A name longer than fifteen")
-    ).get_data(as_text=True)
-    assert "A coupon name has at most 15 characters." in html
-    html = admin_client.post("/coupontemplateview/add", data=_coupon(op, discount_rate="")).get_data(
+    html = admin_client.post("/coupontemplateview/add", data=_coupon(op, name="A name longer than fifteen")).get_data(
         as_text=True
     )
+    assert "A coupon name has at most 15 characters." in html
+    html = admin_client.post("/coupontemplateview/add", data=_coupon(op, discount_rate="")).get_data(as_text=True)
     assert "A discount coupon needs a discount" in html
     html = admin_client.post(
         "/coupontemplateview/add", data=_coupon(op, coupon_type="deduction", discount_rate="")
@@ -173,9 +170,9 @@ def test_coupon_campaign(admin_client, app, op):
         "enabled": "y",
         "operator": op["operator"],
     }
-    html = admin_client.post(
-        "/couponcampaignview/add", data=dict(base, end_at="2024-01-01 00:00:00")
-    ).get_data(as_text=True)
+    html = admin_client.post("/couponcampaignview/add", data=dict(base, end_at="2024-01-01 00:00:00")).get_data(
+        as_text=True
+    )
     assert "The end time must be after the start time." in html
     rv = admin_client.post("/couponcampaignview/add", data=dict(base, end_at="2024-04-01 00:00:00"))
     assert rv.status_code == 302

@@ -1,0 +1,75 @@
+"""Marketing rules: discounts entered as 折 (9.5 = 95 %), campaign windows, coupon templates.
+
+Rates are stored as multipliers (0.9500); staff type 折 values (0 < x ≤ 10, 10 = no discount).
+"""
+
+from decimal import Decimal, InvalidOperation
+
+from flask_babel import lazy_gettext as _l
+
+ZHE_MAX = Decimal("10")
+RATE_PLACES = Decimal("0.0001")  # Numeric(5, 4)
+
+
+class CampaignError(ValueError):
+    """A marketing rule was broken; the message is shown to the user."""
+
+
+def zhe_to_rate(value):
+    """``9.5`` (折) -> ``Decimal("0.9500")``. Empty -> ``1`` (no discount)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return Decimal("1.0000")
+    try:
+        zhe = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise CampaignError(_l("The discount must be a number of 折, e.g. 9.5.")) from None
+    if not zhe.is_finite() or zhe <= 0 or zhe > ZHE_MAX:
+        raise CampaignError(
+            _l("The discount must be greater than 0 and at most 10 折 (9.5 = 95 percent, 10 = no discount).")
+        )
+    rate = zhe / ZHE_MAX
+    if rate != rate.quantize(RATE_PLACES):
+        raise CampaignError(_l("The discount may have at most 3 decimal places (e.g. 9.125)."))
+    return rate.quantize(RATE_PLACES)
+
+
+def rate_to_zhe(rate):
+    """``0.95`` -> ``Decimal("9.5")`` for the form; ``None`` stays ``None``."""
+    if rate is None:
+        return None
+    return (Decimal(str(rate)) * ZHE_MAX).quantize(Decimal("0.001")).normalize()
+
+
+def check_window(start, end):
+    if start and end and not start < end:
+        raise CampaignError(_l("The end time must be after the start time."))
+
+
+COUPON_NAME_MAX = 15
+
+
+def check_coupon_template(
+    coupon_type, discount_rate, face_value, threshold, validity_mode, valid_from, valid_to, valid_days
+):
+    """Field-keyed error messages of a coupon template ({field: message}); empty when valid."""
+    errors = {}
+    if coupon_type == "discount" and discount_rate is None:
+        errors["discount_rate"] = _l("A discount coupon needs a discount (折).")
+    if coupon_type in ("full_reduction", "deduction") and (face_value is None or face_value <= 0):
+        errors["face_value"] = _l("This coupon type needs a face value greater than 0.")
+    if (
+        coupon_type == "full_reduction"
+        and face_value is not None
+        and threshold is not None
+        and threshold > 0
+        and face_value > threshold
+    ):
+        errors["face_value"] = _l("The amount taken off cannot exceed the spending threshold.")
+    if validity_mode == "fixed":
+        if not valid_from or not valid_to:
+            errors["valid_to"] = _l("Fixed-date coupons need a start and an end time.")
+        elif not valid_from < valid_to:
+            errors["valid_to"] = _l("The end time must be after the start time.")
+    elif validity_mode == "relative" and (not valid_days or valid_days <= 0):
+        errors["valid_days"] = _l("Give the number of days the coupon stays valid after receipt.")
+    return errors

@@ -1,0 +1,82 @@
+"""Interconnect partner keys (T/CEC 102.4): validation, masking and "keep when left empty".
+
+What is enforced (docs/tcec-protocol.md §2.5):
+- OperatorID (theirs and ours): exactly 9 characters, digits or upper-case letters ``[0-9A-Z]``;
+- DataSecret and DataSecretIV: exactly 16 printable ASCII characters (their UTF-8 bytes are the
+  AES-128-CBC key and IV, so 16 characters = 16 bytes);
+- OperatorSecret and SigSecret: 1–64 printable ASCII characters (the standard fixes no length;
+  64 is the column size; real partners use 16 or 32);
+- no whitespace in any key.
+"""
+
+import ipaddress
+import re
+
+from flask_babel import lazy_gettext as _l
+
+OPERATOR_ID = re.compile(r"[0-9A-Z]{9}")
+PRINTABLE = re.compile(r"[\x21-\x7e]+")
+
+THEIR_SECRETS = ("operator_secret", "data_secret", "data_secret_iv", "sig_secret")
+OUR_SECRETS = ("our_operator_secret", "our_data_secret", "our_data_secret_iv", "our_sig_secret")
+SECRET_FIELDS = THEIR_SECRETS + OUR_SECRETS
+AES_FIELDS = {"data_secret", "data_secret_iv", "our_data_secret", "our_data_secret_iv"}
+
+
+class PartnerError(ValueError):
+    pass
+
+
+def operator_id_error(value):
+    if not OPERATOR_ID.fullmatch(value or ""):
+        return _l("An OperatorID is exactly 9 characters: digits 0-9 or capital letters A-Z.")
+    return None
+
+
+def secret_error(field, value):
+    if not value:
+        return None
+    if not PRINTABLE.fullmatch(value):
+        return _l("Use printable ASCII characters only, without spaces.")
+    if field in AES_FIELDS and len(value) != 16:
+        return _l("The data key and the IV must be exactly 16 characters (AES-128).")
+    if len(value) > 64:
+        return _l("At most 64 characters.")
+    return None
+
+
+def ip_allowlist_error(text):
+    for entry in split_allowlist(text):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            return _l("Not an IP address or CIDR range: %(entry)s", entry=entry)
+    return None
+
+
+def split_allowlist(text):
+    return [e.strip() for e in re.split(r"[,\s]+", text or "") if e.strip()]
+
+
+def mask(value):
+    """First 2 characters + ****; nothing for an empty value."""
+    if not value:
+        return ""
+    return f"{value[:2]}****"
+
+
+def apply_secrets(partner, submitted, creating=False):
+    """Write the submitted secrets; an empty input keeps the stored value (edit only)."""
+    for field in SECRET_FIELDS:
+        value = (submitted.get(field) or "").strip()
+        if value:
+            setattr(partner, field, value)
+        elif creating or not getattr(partner, field, None):
+            raise PartnerError(_l("All eight keys are required for a new partner."))
+
+
+def normalize(partner):
+    partner.partner_operator_code = (partner.partner_operator_code or "").strip()
+    partner.our_operator_code = (partner.our_operator_code or "").strip()
+    if partner.ip_allowlist:
+        partner.ip_allowlist = "\n".join(split_allowlist(partner.ip_allowlist))
