@@ -44,3 +44,8 @@ class OperatorMixin:
     @declared_attr
     def operator(cls):
         return relationship("Operator", lazy="selectin")
+
+
+def N_(text):
+    """Marks a choice label for translation (pybabel -k N_); translated where it is shown."""
+    return text

@@ -20,29 +20,29 @@ from sqlalchemy import (
 from sqlalchemy.orm import relationship
 
 from app.extensions import db
-from app.models.base import Money, OperatorMixin, TimestampMixin
+from app.models.base import N_, Money, OperatorMixin, TimestampMixin
 
 # Campaign.kind: own operation campaign or a partner (interconnect) campaign mirrored here
-CAMPAIGN_KIND = [("operation", "Operation campaign"), ("interconnect", "Interconnect campaign")]
+CAMPAIGN_KIND = [("operation", N_("Operation campaign")), ("interconnect", N_("Interconnect campaign"))]
 # 优惠权益
-CAMPAIGN_DISCOUNT_MODE = [("fixed", "Fixed discount"), ("time_of_day", "Time-of-day discount")]
+CAMPAIGN_DISCOUNT_MODE = [("fixed", N_("Fixed discount")), ("time_of_day", N_("Time-of-day discount"))]
 # 活动位置
-CAMPAIGN_POSITION = [("order_page", "Order page"), ("home", "Home page"),
-                     ("station_page", "Station page"), ("after_charge", "After charging")]
+CAMPAIGN_POSITION = [("order_page", N_("Order page")), ("home", N_("Home page")),
+                     ("station_page", N_("Station page")), ("after_charge", N_("After charging"))]
 
 # 卡券类型
-COUPON_TYPE = [("discount", "Discount coupon"), ("full_reduction", "Spend-and-save coupon"),
-               ("deduction", "Deduction coupon")]
+COUPON_TYPE = [("discount", N_("Discount coupon")), ("full_reduction", N_("Spend-and-save coupon")),
+               ("deduction", N_("Deduction coupon"))]
 # 优惠对象 (with COUPON_TYPE gives 优惠类型, e.g. 服务费抵扣券)
-COUPON_TARGET = [("total", "Total charging fee"), ("service", "Service fee")]
+COUPON_TARGET = [("total", N_("Total charging fee")), ("service", N_("Service fee"))]
 # 有效期
-COUPON_VALIDITY = [("fixed", "Fixed dates"), ("relative", "Days after receipt")]
-COUPON_STATUS = [("unused", "Unused"), ("locked", "Locked by an order"), ("used", "Used"),
-                 ("expired", "Expired"), ("void", "Voided")]
+COUPON_VALIDITY = [("fixed", N_("Fixed dates")), ("relative", N_("Days after receipt"))]
+COUPON_STATUS = [("unused", N_("Unused")), ("locked", N_("Locked by an order")), ("used", N_("Used")),
+                 ("expired", N_("Expired")), ("void", N_("Voided"))]
 # 卡券活动 trigger and scope
-COUPON_CAMPAIGN_TRIGGER = [("manual", "Manual issue"), ("register", "New member registration"),
-                           ("order_finished", "Order finished")]
-COUPON_CAMPAIGN_SCOPE = [("all", "All members"), ("selected", "Selected members")]
+COUPON_CAMPAIGN_TRIGGER = [("manual", N_("Manual issue")), ("register", N_("New member registration")),
+                           ("order_finished", N_("Order finished"))]
+COUPON_CAMPAIGN_SCOPE = [("all", N_("All members")), ("selected", N_("Selected members"))]
 
 campaign_station = Table(
     "ev_campaign_station",

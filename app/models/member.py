@@ -23,53 +23,53 @@ from sqlalchemy import (
 from sqlalchemy.orm import relationship
 
 from app.extensions import db
-from app.models.base import Money, OperatorMixin, TimestampMixin, utcnow
+from app.models.base import N_, Money, OperatorMixin, TimestampMixin, utcnow
 
-MEMBER_STATUS = [("active", "Normal"), ("frozen", "Frozen"), ("closed", "Closed")]
+MEMBER_STATUS = [("active", N_("Normal")), ("frozen", N_("Frozen")), ("closed", N_("Closed"))]
 
 # WalletEntry.kind; amount is signed (+ credit, - debit)
 WALLET_KIND = [
-    ("recharge", "Recharge"),
-    ("consume", "Charging payment"),
-    ("occupancy", "Occupancy fee"),
-    ("refund", "Refund"),
-    ("gift", "Gift"),
-    ("adjust", "Manual adjustment"),
-    ("withdraw", "Withdrawal"),
+    ("recharge", N_("Recharge")),
+    ("consume", N_("Charging payment")),
+    ("occupancy", N_("Occupancy fee")),
+    ("refund", N_("Refund")),
+    ("gift", N_("Gift")),
+    ("adjust", N_("Manual adjustment")),
+    ("withdraw", N_("Withdrawal")),
 ]
 
-CARD_TYPE = [("online", "Online card"), ("offline", "Offline card")]
-CARD_STATUS = [("active", "Active"), ("frozen", "Frozen"), ("lost", "Reported lost"),
-               ("cancelled", "Cancelled")]
+CARD_TYPE = [("online", N_("Online card")), ("offline", N_("Offline card"))]
+CARD_STATUS = [("active", N_("Active")), ("frozen", N_("Frozen")), ("lost", N_("Reported lost")),
+               ("cancelled", N_("Cancelled"))]
 
 # 渠道类型
 CHANNEL_TYPE = [
-    ("mini_program", "WeChat mini program"),
-    ("app", "App"),
-    ("pile", "Pile start"),
-    ("interconnect", "Interconnect"),
+    ("mini_program", N_("WeChat mini program")),
+    ("app", N_("App")),
+    ("pile", N_("Pile start")),
+    ("interconnect", N_("Interconnect")),
 ]
 
 # 网关类型
-GATEWAY_TYPE = [("wallet", "Wallet"), ("wechat", "WeChat Pay")]
+GATEWAY_TYPE = [("wallet", N_("Wallet")), ("wechat", N_("WeChat Pay"))]
 
-PAYMENT_PURPOSE = [("recharge", "Wallet recharge"), ("order", "Charging order"),
-                   ("occupancy", "Occupancy order")]
+PAYMENT_PURPOSE = [("recharge", N_("Wallet recharge")), ("order", N_("Charging order")),
+                   ("occupancy", N_("Occupancy order"))]
 PAYMENT_STATUS = [
-    ("created", "Created"),
-    ("pending", "Awaiting payment"),
-    ("succeeded", "Succeeded"),
-    ("failed", "Failed"),
-    ("closed", "Closed"),
-    ("refunding", "Refunding"),
-    ("refunded", "Refunded"),
-    ("partial_refund", "Partially refunded"),
+    ("created", N_("Created")),
+    ("pending", N_("Awaiting payment")),
+    ("succeeded", N_("Succeeded")),
+    ("failed", N_("Failed")),
+    ("closed", N_("Closed")),
+    ("refunding", N_("Refunding")),
+    ("refunded", N_("Refunded")),
+    ("partial_refund", N_("Partially refunded")),
 ]
 
 # 发票
-INVOICE_TITLE_TYPE = [("person", "Individual"), ("company", "Company")]
-INVOICE_TYPE = [("electronic", "Electronic invoice")]
-INVOICE_STATUS = [("applied", "Applied"), ("issued", "Issued"), ("rejected", "Rejected")]
+INVOICE_TITLE_TYPE = [("person", N_("Individual")), ("company", N_("Company"))]
+INVOICE_TYPE = [("electronic", N_("Electronic invoice"))]
+INVOICE_STATUS = [("applied", N_("Applied")), ("issued", N_("Issued")), ("rejected", N_("Rejected"))]
 
 
 class Organization(OperatorMixin, TimestampMixin, db.Model):

@@ -21,83 +21,83 @@ from sqlalchemy import (
 from sqlalchemy.orm import relationship
 
 from app.extensions import db
-from app.models.base import Energy, Money, OperatorMixin, Price, TimestampMixin, utcnow
+from app.models.base import N_, Energy, Money, OperatorMixin, Price, TimestampMixin, utcnow
 
 ORDER_STATUS = [
-    ("pending", "Pending"),
-    ("starting", "Starting"),
-    ("charging", "Charging"),
-    ("stopping", "Stopping"),
-    ("finished", "Finished"),
-    ("settled", "Settled"),
-    ("failed", "Failed"),
-    ("abnormal", "Abnormal"),
+    ("pending", N_("Pending")),
+    ("starting", N_("Starting")),
+    ("charging", N_("Charging")),
+    ("stopping", N_("Stopping")),
+    ("finished", N_("Finished")),
+    ("settled", N_("Settled")),
+    ("failed", N_("Failed")),
+    ("abnormal", N_("Abnormal")),
 ]
 ACTIVE_ORDER_STATUSES = ("pending", "starting", "charging", "stopping")
 
 PAY_STATUS = [
-    ("unpaid", "Unpaid"),
-    ("paid", "Paid"),
-    ("partial", "Partially paid"),
-    ("refunded", "Refunded"),
-    ("partial_refund", "Partially refunded"),
+    ("unpaid", N_("Unpaid")),
+    ("paid", N_("Paid")),
+    ("partial", N_("Partially paid")),
+    ("refunded", N_("Refunded")),
+    ("partial_refund", N_("Partially refunded")),
 ]
 
 # 支付类型
 PAY_TYPE = [
-    ("wallet", "Wallet"),
-    ("wechat", "WeChat Pay"),
-    ("card", "Charge card"),
-    ("organization", "Organization account"),
-    ("partner", "Partner platform"),
+    ("wallet", N_("Wallet")),
+    ("wechat", N_("WeChat Pay")),
+    ("card", N_("Charge card")),
+    ("organization", N_("Organization account")),
+    ("partner", N_("Partner platform")),
 ]
 
 # 启动方式; YKC 0x3B transaction flag where the pile reports it
 START_METHOD = [
-    ("app", "App remote start"),
-    ("card", "Online card"),
-    ("offline_card", "Offline card"),
-    ("vin", "VIN"),
-    ("staff", "Staff (admin)"),
-    ("partner", "Interconnect partner"),
+    ("app", N_("App remote start")),
+    ("card", N_("Online card")),
+    ("offline_card", N_("Offline card")),
+    ("vin", N_("VIN")),
+    ("staff", N_("Staff (admin)")),
+    ("partner", N_("Interconnect partner")),
 ]
 START_METHOD_YKC = {"app": 0x01, "card": 0x02, "offline_card": 0x04, "vin": 0x05}
 
 # Manual actions / lifecycle events recorded in OrderEvent
 ORDER_EVENT = [
-    ("created", "Created"),
-    ("start_sent", "Start sent"),
-    ("started", "Started"),
-    ("stop_requested", "Stop requested"),
-    ("stopped", "Stopped"),
-    ("bill_received", "Pile bill received"),
-    ("settled", "Settled"),
-    ("marked_abnormal", "Marked abnormal"),
-    ("reviewed", "Reviewed"),
-    ("manual_stop", "Manual stop"),
-    ("manual_settle", "Manual settlement"),
-    ("refund", "Refund"),
-    ("adjust", "Amount adjusted"),
-    ("pushed", "Pushed to partner"),
-    ("note", "Note"),
+    ("created", N_("Created")),
+    ("start_sent", N_("Start sent")),
+    ("started", N_("Started")),
+    ("stop_requested", N_("Stop requested")),
+    ("stopped", N_("Stopped")),
+    ("bill_received", N_("Pile bill received")),
+    ("settled", N_("Settled")),
+    ("marked_abnormal", N_("Marked abnormal")),
+    ("reviewed", N_("Reviewed")),
+    ("manual_stop", N_("Manual stop")),
+    ("manual_settle", N_("Manual settlement")),
+    ("refund", N_("Refund")),
+    ("adjust", N_("Amount adjusted")),
+    ("pushed", N_("Pushed to partner")),
+    ("note", N_("Note")),
 ]
 
 # PileBill processing state
 PILE_BILL_STATUS = [
-    ("received", "Received"),
-    ("matched", "Matched to order"),
-    ("orphan", "No matching order"),
-    ("illegal", "Rejected as illegal"),
+    ("received", N_("Received")),
+    ("matched", N_("Matched to order")),
+    ("orphan", N_("No matching order")),
+    ("illegal", N_("Rejected as illegal")),
 ]
 
 OCCUPANCY_STATUS = [
-    ("ongoing", "Ongoing"),
-    ("finished", "Finished"),
-    ("settled", "Settled"),
-    ("waived", "Waived"),
+    ("ongoing", N_("Ongoing")),
+    ("finished", N_("Finished")),
+    ("settled", N_("Settled")),
+    ("waived", N_("Waived")),
 ]
 
-REFUND_STATUS = [("none", "Not refunded"), ("refunding", "Refunding"), ("refunded", "Refunded")]
+REFUND_STATUS = [("none", N_("Not refunded")), ("refunding", N_("Refunding")), ("refunded", N_("Refunded"))]
 
 # Numeric types for live electrical figures
 Voltage = Numeric(8, 1)      # V
@@ -118,6 +118,9 @@ class ChargeOrder(OperatorMixin, TimestampMixin, db.Model):
         Index("ix_ev_charge_order_pile_created", "pile_id", "created_at"),
         Index("ix_ev_charge_order_partner_order_no", "partner_order_no"),
         Index("ix_ev_charge_order_status_updated", "status", "updated_at"),
+        # list screens without an operator filter (platform admin): default window + sort, 充电时间 range
+        Index("ix_ev_charge_order_created_at", "created_at"),
+        Index("ix_ev_charge_order_started_at", "started_at"),
     )
 
     id = Column(Integer, primary_key=True)

@@ -17,14 +17,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import relationship
 
 from app.extensions import db
-from app.models.base import OperatorMixin, TimestampMixin, utcnow
+from app.models.base import N_, OperatorMixin, TimestampMixin, utcnow
 
-PARTNER_TYPE = [("platform", "Platform"), ("regulator", "Regulator")]
+PARTNER_TYPE = [("platform", N_("Platform")), ("regulator", N_("Regulator"))]
 PARTNER_TYPE_TCEC = {"platform": 1, "regulator": 2}
 
-PUSH_DIRECTION = [("out", "We called them"), ("in", "They called us")]
-PUSH_STATUS = [("pending", "Pending"), ("success", "Success"), ("failed", "Failed"),
-               ("retrying", "Retrying")]
+PUSH_DIRECTION = [("out", N_("We called them")), ("in", N_("They called us"))]
+PUSH_STATUS = [("pending", N_("Pending")), ("success", N_("Success")), ("failed", N_("Failed")),
+               ("retrying", N_("Retrying"))]
 
 
 class Partner(OperatorMixin, TimestampMixin, db.Model):

@@ -20,76 +20,76 @@ from sqlalchemy import (
 from sqlalchemy.orm import relationship
 
 from app.extensions import db
-from app.models.base import OperatorMixin, TimestampMixin, utcnow
+from app.models.base import N_, OperatorMixin, TimestampMixin, utcnow
 
 # 设备类型 / T/CEC EquipmentType (YKC login: 0 DC, 1 AC)
 PILE_TYPE = [
-    ("dc", "DC"),
-    ("ac", "AC"),
-    ("acdc", "AC/DC integrated"),
-    ("wireless", "Wireless"),
-    ("other", "Other"),
+    ("dc", N_("DC")),
+    ("ac", N_("AC")),
+    ("acdc", N_("AC/DC integrated")),
+    ("wireless", N_("Wireless")),
+    ("other", N_("Other")),
 ]
 PILE_TYPE_TCEC = {"dc": 1, "ac": 2, "acdc": 3, "wireless": 4, "other": 5}
 PILE_TYPE_YKC = {"dc": 0, "ac": 1}
 
 # 通讯协议
-PILE_PROTOCOL = [("ykc15", "YKC 1.5"), ("ykc16", "YKC 1.6")]
+PILE_PROTOCOL = [("ykc15", N_("YKC 1.5")), ("ykc16", N_("YKC 1.6"))]
 
 # YKC login network type / carrier
-NETWORK_TYPE = [("sim", "SIM"), ("lan", "LAN"), ("wan", "WAN"), ("other", "Other")]
+NETWORK_TYPE = [("sim", N_("SIM")), ("lan", N_("LAN")), ("wan", N_("WAN")), ("other", N_("Other"))]
 NETWORK_TYPE_YKC = {"sim": 0, "lan": 1, "wan": 2, "other": 3}
-CARRIER = [("cmcc", "China Mobile"), ("ctcc", "China Telecom"), ("cucc", "China Unicom"),
-           ("other", "Other")]
+CARRIER = [("cmcc", N_("China Mobile")), ("ctcc", N_("China Telecom")), ("cucc", N_("China Unicom")),
+           ("other", N_("Other"))]
 CARRIER_YKC = {"cmcc": 0x00, "ctcc": 0x02, "cucc": 0x03, "other": 0x04}
 
 # 枪状态 / T/CEC ConnectorStatusInfo.Status
 CONNECTOR_STATUS = [
-    ("offline", "Offline"),
-    ("idle", "Idle"),
-    ("occupied", "Plugged in, not charging"),
-    ("charging", "Charging"),
-    ("reserved", "Reserved / locked"),
-    ("fault", "Fault"),
+    ("offline", N_("Offline")),
+    ("idle", N_("Idle")),
+    ("occupied", N_("Plugged in, not charging")),
+    ("charging", N_("Charging")),
+    ("reserved", N_("Reserved / locked")),
+    ("fault", N_("Fault")),
 ]
 CONNECTOR_STATUS_TCEC = {"offline": 0, "idle": 1, "occupied": 2, "charging": 3,
                          "reserved": 4, "fault": 255}
 
 # 接口类型 / T/CEC ConnectorType
 CONNECTOR_TYPE = [
-    ("household_socket", "Household socket (mode 2)"),
-    ("ac_socket", "AC socket (mode 3, B)"),
-    ("ac_plug", "AC plug with cable (mode 3, C)"),
-    ("dc_gun", "DC gun with cable (mode 4)"),
-    ("wireless", "Wireless pad"),
-    ("other", "Other"),
+    ("household_socket", N_("Household socket (mode 2)")),
+    ("ac_socket", N_("AC socket (mode 3, B)")),
+    ("ac_plug", N_("AC plug with cable (mode 3, C)")),
+    ("dc_gun", N_("DC gun with cable (mode 4)")),
+    ("wireless", N_("Wireless pad")),
+    ("other", N_("Other")),
 ]
 CONNECTOR_TYPE_TCEC = {"household_socket": 1, "ac_socket": 2, "ac_plug": 3, "dc_gun": 4,
                        "wireless": 5, "other": 6}
 
 # 国标 / T/CEC NationalStandard
-NATIONAL_STANDARD = [("2011", "GB/T 2011"), ("2015", "GB/T 2015")]
+NATIONAL_STANDARD = [("2011", N_("GB/T 2011")), ("2015", N_("GB/T 2015"))]
 NATIONAL_STANDARD_TCEC = {"2011": 1, "2015": 2}
 
 # T/CEC ParkStatus / LockStatus
-PARK_STATUS = [("unknown", "Unknown"), ("free", "Free"), ("occupied", "Occupied")]
+PARK_STATUS = [("unknown", N_("Unknown")), ("free", N_("Free")), ("occupied", N_("Occupied"))]
 PARK_STATUS_TCEC = {"unknown": 0, "free": 10, "occupied": 50}
-LOCK_STATUS = [("unknown", "Unknown"), ("unlocked", "Unlocked (lowered)"), ("locked", "Locked (raised)")]
+LOCK_STATUS = [("unknown", N_("Unknown")), ("unlocked", N_("Unlocked (lowered)")), ("locked", N_("Locked (raised)"))]
 LOCK_STATUS_TCEC = {"unknown": 0, "unlocked": 10, "locked": 50}
 
 # 告警处理状态
-ALARM_STATUS = [("pending", "Pending"), ("handled", "Handled"), ("ignored", "Ignored")]
+ALARM_STATUS = [("pending", N_("Pending")), ("handled", N_("Handled")), ("ignored", N_("Ignored"))]
 
 # 故障上报处理状态
 FAULT_REPORT_STATUS = [
-    ("pending", "Pending"),
-    ("processing", "Processing"),
-    ("resolved", "Resolved"),
-    ("rejected", "Rejected"),
+    ("pending", N_("Pending")),
+    ("processing", N_("Processing")),
+    ("resolved", N_("Resolved")),
+    ("rejected", N_("Rejected")),
 ]
 
 # 意见反馈状态
-FEEDBACK_STATUS = [("new", "New"), ("replied", "Replied"), ("closed", "Closed")]
+FEEDBACK_STATUS = [("new", N_("New")), ("replied", N_("Replied")), ("closed", N_("Closed"))]
 
 
 class Manufacturer(TimestampMixin, db.Model):

@@ -19,45 +19,45 @@ from sqlalchemy import (
 from sqlalchemy.orm import relationship
 
 from app.extensions import db
-from app.models.base import Money, OperatorMixin, Price, TimestampMixin
+from app.models.base import N_, Money, OperatorMixin, Price, TimestampMixin
 
 # 建设类型 / T/CEC StationType
 STATION_TYPE = [
-    ("public", "Public"),
-    ("personal", "Personal"),
-    ("bus", "Bus only"),
-    ("sanitation", "Sanitation vehicles only"),
-    ("logistics", "Logistics vehicles only"),
-    ("taxi", "Taxi only"),
-    ("other", "Other"),
+    ("public", N_("Public")),
+    ("personal", N_("Personal")),
+    ("bus", N_("Bus only")),
+    ("sanitation", N_("Sanitation vehicles only")),
+    ("logistics", N_("Logistics vehicles only")),
+    ("taxi", N_("Taxi only")),
+    ("other", N_("Other")),
 ]
 STATION_TYPE_TCEC = {"public": 1, "personal": 50, "bus": 100, "sanitation": 101,
                      "logistics": 102, "taxi": 103, "other": 255}
 
 # 电站状态 / T/CEC StationStatus
 STATION_STATUS = [
-    ("unknown", "Unknown"),
-    ("building", "Under construction"),
-    ("closed", "Closed"),
-    ("maintenance", "Maintenance"),
-    ("normal", "In use"),
+    ("unknown", N_("Unknown")),
+    ("building", N_("Under construction")),
+    ("closed", N_("Closed")),
+    ("maintenance", N_("Maintenance")),
+    ("normal", N_("In use")),
 ]
 STATION_STATUS_TCEC = {"unknown": 0, "building": 1, "closed": 5, "maintenance": 6, "normal": 50}
 
 # 建设场所 / T/CEC Construction
 SITE_TYPE = [
-    ("residential", "Residential area"),
-    ("public_institution", "Public institution"),
-    ("enterprise", "Enterprise"),
-    ("office", "Office building"),
-    ("industrial_park", "Industrial park"),
-    ("transport_hub", "Transport hub"),
-    ("venue", "Sports or culture venue"),
-    ("green_space", "Urban green space"),
-    ("building_parking", "Building car park"),
-    ("roadside", "Roadside parking"),
-    ("highway_service", "Highway service area"),
-    ("other", "Other"),
+    ("residential", N_("Residential area")),
+    ("public_institution", N_("Public institution")),
+    ("enterprise", N_("Enterprise")),
+    ("office", N_("Office building")),
+    ("industrial_park", N_("Industrial park")),
+    ("transport_hub", N_("Transport hub")),
+    ("venue", N_("Sports or culture venue")),
+    ("green_space", N_("Urban green space")),
+    ("building_parking", N_("Building car park")),
+    ("roadside", N_("Roadside parking")),
+    ("highway_service", N_("Highway service area")),
+    ("other", N_("Other")),
 ]
 SITE_TYPE_TCEC = {"residential": 1, "public_institution": 2, "enterprise": 3, "office": 4,
                   "industrial_park": 5, "transport_hub": 6, "venue": 7, "green_space": 8,
@@ -65,36 +65,36 @@ SITE_TYPE_TCEC = {"residential": 1, "public_institution": 2, "enterprise": 3, "o
 
 # 拥有类型
 OWNERSHIP_TYPE = [
-    ("self", "Self-owned"),
-    ("leased", "Leased"),
-    ("partner", "Partner-owned"),
-    ("other", "Other"),
+    ("self", N_("Self-owned")),
+    ("leased", N_("Leased")),
+    ("partner", N_("Partner-owned")),
+    ("other", N_("Other")),
 ]
 
 # 来源 (the list column "系统本身"): built here or pulled from an interconnect partner
 STATION_SOURCE = [
-    ("local", "This system"),
-    ("interconnect", "Interconnect partner"),
+    ("local", N_("This system")),
+    ("interconnect", N_("Interconnect partner")),
 ]
 
 # 站点服务 (values stored in Station.services, a JSON list)
 STATION_SERVICES = [
-    ("wc", "Toilet"),
-    ("lounge", "Lounge"),
-    ("shop", "Convenience store"),
-    ("restaurant", "Restaurant"),
-    ("car_wash", "Car wash"),
-    ("free_parking", "Free parking"),
-    ("parking_lock", "Parking lock"),
-    ("canopy", "Canopy"),
-    ("wifi", "Wi-Fi"),
+    ("wc", N_("Toilet")),
+    ("lounge", N_("Lounge")),
+    ("shop", N_("Convenience store")),
+    ("restaurant", N_("Restaurant")),
+    ("car_wash", N_("Car wash")),
+    ("free_parking", N_("Free parking")),
+    ("parking_lock", N_("Parking lock")),
+    ("canopy", N_("Canopy")),
+    ("wifi", N_("Wi-Fi")),
 ]
 
 # 占位费计费单位
-OCCUPANCY_UNIT = [("minute", "Per minute"), ("hour", "Per hour")]
+OCCUPANCY_UNIT = [("minute", N_("Per minute")), ("hour", N_("Per hour"))]
 
 # Tariff level of a period; YKC rate index 0 sharp, 1 peak, 2 flat, 3 valley
-PRICE_LEVEL = [("sharp", "Sharp"), ("peak", "Peak"), ("flat", "Flat"), ("valley", "Valley")]
+PRICE_LEVEL = [("sharp", N_("Sharp")), ("peak", N_("Peak")), ("flat", N_("Flat")), ("valley", N_("Valley"))]
 PRICE_LEVEL_YKC = {"sharp": 0, "peak": 1, "flat": 2, "valley": 3}
 
 

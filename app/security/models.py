@@ -5,7 +5,7 @@ from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, T
 from sqlalchemy.orm import relationship
 
 from app.extensions import db
-from app.models.base import utcnow
+from app.models.base import N_, utcnow
 
 user_post = Table(
     "sys_user_post",
@@ -73,9 +73,9 @@ SCOPE_ALL = "all"
 SCOPE_OPERATOR = "operator"
 SCOPE_STATIONS = "stations"
 DATA_SCOPES = [
-    (SCOPE_ALL, "All data"),
-    (SCOPE_OPERATOR, "Own operator"),
-    (SCOPE_STATIONS, "Chosen stations"),
+    (SCOPE_ALL, N_("All data")),
+    (SCOPE_OPERATOR, N_("Own operator")),
+    (SCOPE_STATIONS, N_("Chosen stations")),
 ]
 
 
