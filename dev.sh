@@ -18,6 +18,22 @@ setup() {
     .venv/bin/python -m pip install -q -r requirements.txt
     echo "$want" > "$stamp"
   fi
+  # ECharts for the order/report charts: vendored from npm, never a CDN (not committed)
+  if [ ! -f app/static/vendor/echarts.min.js ] && command -v npm >/dev/null 2>&1; then
+    if npm install --no-audit --no-fund --prefix .cache/npm echarts@5 >/dev/null; then
+      mkdir -p app/static/vendor
+      cp .cache/npm/node_modules/echarts/dist/echarts.min.js app/static/vendor/echarts.min.js
+    else
+      echo "warning: could not install echarts; charts show a notice instead" >&2
+    fi
+  fi
+}
+
+browser_setup() {
+  # browser tests drive Debian's chromium (Playwright cannot download its own browser here)
+  if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+  fi
 }
 
 cmd=${1:-}
@@ -29,6 +45,7 @@ case "$cmd" in
     ;;
   test)
     setup
+    browser_setup
     set +e
     .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
     rc=$?
