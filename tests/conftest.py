@@ -88,10 +88,15 @@ def app():
 
 @pytest.fixture
 def login(client):
-    def _login(username, password):
+    """Log the test client in. Tests read English (lang="en") unless they ask for Chinese; the
+    Chinese default itself is checked by test_menus and the browser test."""
+
+    def _login(username, password, lang="en"):
         client.get("/logout/")
         rv = client.post("/login/", data={"username": username, "password": password})
         assert rv.status_code == 302, rv.get_data(as_text=True)[:500]
+        if lang:
+            client.get(f"/lang/{lang}")
         return client
 
     return _login

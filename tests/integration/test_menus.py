@@ -2,6 +2,8 @@
 import pytest
 from flask_babel import force_locale
 
+from tests.conftest import ADMIN_PASSWORD
+
 
 def menu_items(app):
     items = []
@@ -42,3 +44,10 @@ def test_every_menu_url_answers_with_its_label(app, admin_client, lang):
         assert label in html, (url, label)
         assert cat in html, (url, cat)
     admin_client.get("/lang/zh")
+
+
+def test_chinese_is_the_default_language(app):
+    c = app.test_client()
+    c.post("/login/", data={"username": "admin", "password": ADMIN_PASSWORD})
+    html = c.get("/stationview/list/").get_data(as_text=True)
+    assert "充电站名称" in html and "电站电桩" in html
