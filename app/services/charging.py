@@ -1,0 +1,574 @@
+"""Charging sessions, one path for every origin: staff in the admin, the member app, partner
+platforms and the pile itself (card / VIN, 0x31). Start → live → stop → bill intake; pricing
+and settlement are in :mod:`app.services.pricing` and :mod:`app.services.settlement`.
+
+Live data never costs a DB write per frame: realtime samples go to a Redis list and are
+bulk-inserted by :func:`flush_samples` (a gateway greenlet every few seconds, plus a cron
+backstop); only status transitions (starting → charging, charging → stopping) touch the order
+row when they happen. Active sessions are indexed in Redis by transaction serial.
+"""
+import json
+import logging
+from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.extensions import db, get_redis
+from app.models import Card, ChargeOrder, Connector, Member, MeterSample, OrderEvent, Pile, utcnow
+from app.models.order import ACTIVE_ORDER_STATUSES, START_METHOD_YKC
+
+log = logging.getLogger(__name__)
+
+SAMPLES_KEY = "cpms:samples"
+ACTIVE_KEY = "cpms:active:{serial}"
+STOP_FLAG = "cpms:autostop:{order_id}"
+CHARGING = 3  # 0x13 status: 0 offline, 1 fault, 2 idle, 3 charging
+YKC_METHOD = {v: k for k, v in START_METHOD_YKC.items()}
+START_FAILURES = {1: "Pile number does not match", 2: "The gun is already charging", 3: "Device fault",
+                  4: "Device offline", 5: "The gun is not plugged in"}
+STOP_FAILURES = {1: "Pile number does not match", 2: "The gun is not charging", 3: "Other error"}
+
+
+class ChargingError(ValueError):
+    """A start or stop that cannot be done; the message says why."""
+
+
+def _cfg(name, default):
+    return current_app.config.get(name, default)
+
+
+def min_balance():
+    return Decimal(str(_cfg("CHARGING_MIN_BALANCE", "5.00")))
+
+
+def pile_balance(amount):
+    """What the pile is told it may spend: rounded down to the fen, never more than there is."""
+    return Decimal(amount or 0).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+
+
+def event(order, name, user_id=None, remark=None, detail=None, from_status=None):
+    db.session.add(OrderEvent(order=order, operator_id=order.operator_id, event=name, created_by_id=user_id,
+                              remark=(remark or None) and str(remark)[:255], detail=detail,
+                              from_status=from_status, to_status=order.status))
+
+
+def set_status(order, status, name, user_id=None, remark=None, detail=None):
+    previous = order.status
+    order.status = status
+    event(order, name, user_id, remark, detail, from_status=previous)
+
+
+def active_order(connector_id):
+    return db.session.scalar(select(ChargeOrder).where(ChargeOrder.connector_id == connector_id,
+                                                       ChargeOrder.status.in_(ACTIVE_ORDER_STATUSES)))
+
+
+def _remember(order, limit):
+    r = get_redis()
+    r.hset(ACTIVE_KEY.format(serial=order.serial), mapping={"order_id": order.id, "status": order.status,
+                                                             "limit": str(limit if limit is not None else "")})
+    r.expire(ACTIVE_KEY.format(serial=order.serial), 7 * 24 * 3600)
+
+
+def _active(serial):
+    raw = get_redis().hgetall(ACTIVE_KEY.format(serial=serial))
+    return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
+
+
+def _forget(order):
+    get_redis().delete(ACTIVE_KEY.format(serial=order.serial))
+
+
+# --- start -----------------------------------------------------------------------------------------------
+
+
+def check_start(connector, member, prepaid_amount):
+    """Raise ChargingError unless the gun and the account may start a session."""
+    pile = connector.pile
+    if not connector.enabled or not pile.enabled:
+        raise ChargingError("This gun is disabled.")
+    if not pile.online or connector.status == "offline":
+        raise ChargingError("The pile is offline.")
+    if connector.status in ("charging", "fault", "reserved"):
+        raise ChargingError(f"The gun is not free (status: {connector.status}).")
+    if active_order(connector.id) is not None:
+        raise ChargingError("The gun already has a session in progress.")
+    if member is not None:
+        if member.status != "active":
+            raise ChargingError("The member account is not active.")
+        available = Decimal(member.balance or 0)
+        wanted = Decimal(prepaid_amount) if prepaid_amount is not None else available
+        if prepaid_amount is not None and wanted > available:
+            raise ChargingError(f"The prepaid amount {wanted} exceeds the balance {available}.")
+        if wanted < min_balance():
+            raise ChargingError(f"The balance must be at least {min_balance()} yuan to start.")
+    elif prepaid_amount is not None and Decimal(prepaid_amount) < min_balance():
+        raise ChargingError(f"The prepaid amount must be at least {min_balance()} yuan.")
+
+
+def create_order(connector, *, origin, member=None, card=None, prepaid_amount=None, channel_id=None,
+                 partner_id=None, partner_order_no=None, user_id=None, plate_no=None, vin=None):
+    """A new order in 'starting', with its number, transaction serial and tariff snapshot."""
+    from app.services import order_numbers, pricing
+
+    pile, station = connector.pile, connector.station
+    template = station.price_template
+    if template is None or not template.periods:
+        raise ChargingError("The station has no price template.")
+    now = utcnow()
+    order = ChargeOrder(
+        order_no=order_numbers.new_order_no(now), serial=order_numbers.new_serial(pile.code, connector.gun_no, now),
+        operator_id=connector.operator_id, station_id=station.id, pile_id=pile.id, connector_id=connector.id,
+        member_id=member.id if member else None, card_id=card.id if card else None,
+        organization_id=(card.organization_id if card else None) or (member.organization_id if member else None),
+        card_no=card.logical_no if card else None, plate_no=plate_no or (member.plate_no if member else None),
+        vin=vin, start_method=origin, status="starting", channel_id=channel_id, partner_id=partner_id,
+        partner_order_no=partner_order_no, prepaid_amount=Decimal(prepaid_amount) if prepaid_amount else None,
+        price_template_id=template.id, tariff_snapshot=pricing.snapshot(template), start_requested_at=now,
+        pay_type="wallet" if member else ("partner" if partner_id else None))
+    db.session.add(order)
+    event(order, "created", user_id, detail={"origin": origin}, from_status=None)
+    db.session.flush()
+    from app.services import occupancy
+
+    occupancy.on_session_started(connector.id, now)
+    return order
+
+
+def spend_limit(order, member):
+    if order.prepaid_amount is not None:
+        return Decimal(order.prepaid_amount)
+    if member is not None:
+        return Decimal(member.balance or 0)
+    return None
+
+
+def start_charge(connector_id, *, origin, member_id=None, card_id=None, prepaid_amount=None, channel_id=None,
+                 partner_id=None, partner_order_no=None, user_id=None):
+    """Start a session on a gun. Returns the order ('starting' until the pile reports charging;
+    the start-timeout job fails it after CHARGING_START_TIMEOUT). Raises ChargingError."""
+    from app.services import pile_commands
+
+    connector = db.session.get(Connector, connector_id)
+    if connector is None:
+        raise ChargingError("Unknown gun.")
+    member = db.session.get(Member, member_id) if member_id else None
+    card = db.session.get(Card, card_id) if card_id else None
+    if card is not None and member is None:
+        member = card.member
+    if member is not None and member.operator_id != connector.operator_id:
+        raise ChargingError("The member belongs to another operator.")
+    check_start(connector, member, prepaid_amount)
+    order = create_order(connector, origin=origin, member=member, card=card, prepaid_amount=prepaid_amount,
+                         channel_id=channel_id, partner_id=partner_id, partner_order_no=partner_order_no,
+                         user_id=user_id)
+    limit = spend_limit(order, member)
+    db.session.commit()
+    _remember(order, limit)
+    order_id = order.id
+    try:
+        reply = pile_commands.remote_start(connector.code, order.serial, pile_balance(limit or Decimal("9999")),
+                                           logical_card=card.logical_no if card else "0" * 16,
+                                           physical_card=card.physical_no if card else None)
+    except pile_commands.PileOffline:
+        _fail(order_id, "The pile is offline.")
+        raise ChargingError("The pile is offline.") from None
+    except pile_commands.CommandTimeout:
+        order = db.session.get(ChargeOrder, order_id)
+        event(order, "start_sent", user_id, remark="no reply yet; waiting for the pile")
+        db.session.commit()
+        return order
+    order = record_start_reply(reply)
+    if order is not None and order.status == "failed":
+        raise ChargingError(order.failure_reason)
+    return db.session.get(ChargeOrder, order_id)
+
+
+def _fail(order_id, reason, user_id=None):
+    order = db.session.get(ChargeOrder, order_id)
+    if order.status in ("starting", "pending"):
+        order.failure_reason = reason
+        order.ended_at = utcnow()
+        set_status(order, "failed", "start_failed", user_id, remark=reason)
+        db.session.commit()
+        _forget(order)
+    return order
+
+
+def _order_by_serial(serial, lock=False):
+    stmt = select(ChargeOrder).where(ChargeOrder.serial == serial)
+    if lock:
+        stmt = stmt.with_for_update()
+    return db.session.scalar(stmt)
+
+
+def record_start_reply(msg):
+    """0x33 (from the command reply or the gateway hook; idempotent)."""
+    order = _order_by_serial(msg.transaction_serial, lock=True)
+    if order is None or order.status != "starting":
+        db.session.rollback()
+        return order
+    if msg.result == 1:
+        event(order, "start_sent", remark="pile accepted")
+        db.session.commit()
+        return order
+    return _fail(order.id, START_FAILURES.get(msg.failure_reason, f"Start refused (0x{msg.failure_reason:02X})"))
+
+
+# --- pile-initiated start (card / VIN) -------------------------------------------------------------------
+
+
+def authorize_pile_start(msg):
+    """0x31 → 0x32: a card swiped or a VIN recognised at the pile."""
+    from app.gateway.ykc import PileStartReply, codes
+
+    def refuse(reason):
+        return PileStartReply(transaction_serial="0" * 32, pile_code=msg.pile_code, gun=msg.gun,
+                              logical_card="0" * 16, balance=Decimal("0.00"), auth_result=0,
+                              failure_reason=int(reason))
+
+    connector = db.session.scalar(select(Connector).where(Connector.code == f"{msg.pile_code}{msg.gun}"))
+    if connector is None:
+        return refuse(codes.AuthFailure.ACCOUNT_NOT_ALLOWED)
+    card = member = None
+    if msg.start_mode == 3:
+        vin = (msg.vin or "").strip()
+        member = db.session.scalar(select(Member).where(Member.vin == vin, Member.operator_id == connector.operator_id))
+        if member is None:
+            return refuse(codes.AuthFailure.VIN_NOT_REGISTERED)
+    else:
+        physical = bytes(msg.account_or_card).hex().upper()
+        card = db.session.scalar(select(Card).where(Card.physical_no == physical))
+        if card is None or card.operator_id != connector.operator_id:
+            return refuse(codes.AuthFailure.ACCOUNT_NOT_FOUND)
+        if card.status != "active":
+            return refuse(codes.AuthFailure.ACCOUNT_FROZEN)
+        member = card.member
+        if member is None:
+            return refuse(codes.AuthFailure.ACCOUNT_NOT_FOUND)
+    try:
+        check_start(connector, member, None)
+    except ChargingError as exc:
+        db.session.rollback()
+        low = "balance" in str(exc)
+        return refuse(codes.AuthFailure.INSUFFICIENT_BALANCE if low else codes.AuthFailure.ACCOUNT_NOT_ALLOWED)
+    order = create_order(connector, origin="vin" if msg.start_mode == 3 else "card", member=member, card=card,
+                         vin=(msg.vin or None) if msg.start_mode == 3 else None)
+    limit = spend_limit(order, member)
+    db.session.commit()
+    _remember(order, limit)
+    return PileStartReply(transaction_serial=order.serial, pile_code=msg.pile_code, gun=msg.gun,
+                          logical_card=card.logical_no if card else "0" * 16, balance=pile_balance(limit),
+                          auth_result=1, failure_reason=0)
+
+
+# --- live ------------------------------------------------------------------------------------------------
+
+
+def record_realtime(msg, at=None):
+    """0x13 of a gun with a transaction serial: queue the sample, move starting → charging,
+    charging → stopping when the pile stops by itself, and stop at the spending limit."""
+    serial = msg.transaction_serial
+    if not serial or set(serial) == {"0"}:
+        return
+    active = _active(serial)
+    if active is None:
+        return
+    at = at or utcnow()
+    order_id = int(active["order_id"])
+    power = (Decimal(msg.output_voltage) * Decimal(msg.output_current) / 1000).quantize(Decimal("0.001"))
+    sample = {"order_id": order_id, "at": at.isoformat(), "status": msg.status, "voltage": str(msg.output_voltage),
+              "current": str(msg.output_current), "power": str(power), "soc": msg.soc, "energy": str(msg.energy),
+              "energy_with_loss": str(msg.lossy_energy), "amount": str(msg.amount), "gun_temp": msg.gun_temperature,
+              "battery_max_temp": msg.battery_max_temperature, "charged_minutes": msg.charged_minutes,
+              "remaining_minutes": msg.remaining_minutes, "fault_bits": msg.hardware_faults}
+    r = get_redis()
+    r.rpush(SAMPLES_KEY, json.dumps(sample))
+    status = active.get("status")
+    if status == "starting" and msg.status == CHARGING:
+        _transition(order_id, serial, "charging", at, soc=msg.soc)
+    elif status in ("charging", "starting") and msg.status != CHARGING and status == "charging":
+        _transition(order_id, serial, "stopping", at, remark="the pile stopped charging")
+    limit = active.get("limit")
+    if limit and msg.status == CHARGING and Decimal(msg.amount) >= Decimal(limit) \
+            and r.set(STOP_FLAG.format(order_id=order_id), "1", nx=True, ex=3600):
+        from app.tasks.charging_jobs import enqueue_stop
+
+        enqueue_stop(order_id, "The spending limit was reached.")
+
+
+def _transition(order_id, serial, status, at, soc=None, remark=None):
+    order = db.session.scalar(select(ChargeOrder).where(ChargeOrder.id == order_id).with_for_update())
+    allowed = {"charging": ("starting",), "stopping": ("charging",)}[status]
+    if order is None or order.status not in allowed:
+        db.session.rollback()
+        return
+    if status == "charging":
+        order.started_at = order.started_at or at
+        order.start_soc = soc
+    set_status(order, status, "started" if status == "charging" else "stopped", remark=remark)
+    db.session.commit()
+    get_redis().hset(ACTIVE_KEY.format(serial=serial), "status", status)
+
+
+def flush_samples(batch=5000):
+    """Bulk-insert queued realtime samples and refresh each order's live figures."""
+    r = get_redis()
+    total = 0
+    while True:
+        raw = r.lpop(SAMPLES_KEY, batch)
+        if not raw:
+            return total
+        rows = [json.loads(x) for x in raw]
+        try:
+            _insert_samples(rows)
+        except Exception:
+            db.session.rollback()
+            r.lpush(SAMPLES_KEY, *reversed(raw))  # keep them for the next run
+            raise
+        total += len(rows)
+        if len(raw) < batch:
+            return total
+
+
+def _insert_samples(rows):
+    latest = {}
+    objects = []
+    for row in rows:
+        row = dict(row)
+        row["at"] = datetime.fromisoformat(row["at"])
+        for key in ("voltage", "current", "power", "energy", "energy_with_loss", "amount"):
+            row[key] = Decimal(row[key]) if row.get(key) is not None else None
+        objects.append(row)
+        latest[row["order_id"]] = row
+    db.session.execute(MeterSample.__table__.insert(), objects)
+    for order_id, row in latest.items():
+        order = db.session.get(ChargeOrder, order_id)
+        if order is None or (order.live_updated_at and order.live_updated_at > row["at"]):
+            continue
+        order.live_power, order.live_voltage, order.live_current = row["power"], row["voltage"], row["current"]
+        order.live_soc, order.live_energy, order.live_amount = row["soc"], row["energy"], row["amount"]
+        order.live_remaining_minutes, order.live_updated_at = row["remaining_minutes"], row["at"]
+        if order.started_at:
+            order.duration_seconds = int((row["at"] - order.started_at).total_seconds())
+    db.session.commit()
+
+
+# --- stop ------------------------------------------------------------------------------------------------
+
+
+def stop_charge(order_id, *, by, user_id=None, reason=None):
+    """Ask the pile to stop. The order moves to 'stopping'; the pile's bill finishes it."""
+    from app.services import pile_commands
+
+    order = db.session.scalar(select(ChargeOrder).where(ChargeOrder.id == order_id).with_for_update())
+    if order is None:
+        raise ChargingError("Unknown order.")
+    if order.status not in ("starting", "charging", "stopping"):
+        db.session.rollback()
+        raise ChargingError(f"The order is not charging (status: {order.status}).")
+    if order.status != "stopping":
+        set_status(order, "stopping", "stop_requested", user_id, remark=reason or f"stop by {by}",
+                   detail={"by": by})
+    else:
+        event(order, "stop_requested", user_id, remark=reason or f"stop by {by}", detail={"by": by})
+    db.session.commit()
+    get_redis().hset(ACTIVE_KEY.format(serial=order.serial), "status", "stopping")
+    gun_code, order_id = order.connector.code, order.id
+    try:
+        reply = pile_commands.remote_stop(gun_code)
+    except pile_commands.PileOffline:
+        raise ChargingError("The pile is offline: its bill will close the order when it reconnects.") from None
+    except pile_commands.CommandTimeout:
+        raise ChargingError("The pile did not answer the stop command in time.") from None
+    if reply.result != 1 and reply.failure_reason != 2:
+        raise ChargingError(STOP_FAILURES.get(reply.failure_reason, "The pile refused to stop."))
+    return db.session.get(ChargeOrder, order_id)
+
+
+# --- bill intake -----------------------------------------------------------------------------------------
+
+
+def record_bill(bill, msg):
+    """0x3B, already stored raw (PileBill, unique serial). Matches it to its order once; a bill
+    for an unknown serial creates an order flagged for review. Idempotent."""
+    from app.gateway.ykc import codes
+
+    if bill.order_id is not None:
+        return db.session.get(ChargeOrder, bill.order_id)
+    flush_samples()
+    order = _order_by_serial(bill.serial, lock=True)
+    if order is None:
+        order = _orphan_order(bill, msg)
+    elif order.pile_amount is not None:  # matched before (e.g. a replayed row): nothing to do
+        bill.order_id, bill.status = order.id, "matched"
+        db.session.commit()
+        return order
+    bill.order_id, bill.status = order.id, "matched" if order.status != "abnormal" else "orphan"
+    order.ended_at = msg.end_time or order.ended_at or utcnow()
+    order.started_at = order.started_at or msg.start_time
+    order.stop_reason_code = msg.stop_reason
+    order.stop_reason = codes.stop_reason_text(msg.stop_reason)
+    order.meter_start, order.meter_stop = msg.meter_start, msg.meter_stop
+    order.pile_energy, order.pile_amount = msg.total_energy, msg.total_amount
+    order.vin = order.vin or (msg.vin or "").strip() or None
+    if order.started_at and order.ended_at:
+        order.duration_seconds = max(0, int((order.ended_at - order.started_at).total_seconds()))
+    event(order, "bill_received", detail={"serial": bill.serial, "energy": str(msg.total_energy),
+                                          "amount": str(msg.total_amount)}, from_status=order.status)
+    db.session.commit()
+    _forget(order)
+    if order.status == "abnormal":
+        return order
+    return finish_with_bill(order.id)
+
+
+def finish_with_bill(order_id):
+    """Price the session (the platform's figure is authoritative), then settle or flag it."""
+    from app.services import occupancy, pricing, settlement
+
+    order = db.session.get(ChargeOrder, order_id)
+    result = pricing.reprice_order(order)
+    db.session.commit()
+    order = db.session.get(ChargeOrder, order_id)
+    try:
+        occupancy.on_session_finished(order)
+    except Exception:  # occupancy must never block the money path
+        log.exception("occupancy bookkeeping failed for order %s", order.order_no)
+    if order.status == "finished":
+        settlement.enqueue_settlement(order.id)
+    log.info("order %s priced: %s", order.order_no, getattr(result, "reason", None) or "ok")
+    return order
+
+
+def _orphan_order(bill, msg):
+    """An order for a bill nobody started here (offline card session, lost start)."""
+    from app.services import order_numbers, pricing
+
+    pile = db.session.scalar(select(Pile).where(Pile.code == bill.pile_code))
+    connector = db.session.scalar(select(Connector).where(Connector.pile_id == pile.id,
+                                                          Connector.gun_no == bill.gun_no))
+    physical = bytes(msg.physical_card).hex().upper() if msg.physical_card else None
+    card = db.session.scalar(select(Card).where(Card.physical_no == physical)) if physical else None
+    template = pile.station.price_template
+    order = ChargeOrder(
+        order_no=order_numbers.new_order_no(), serial=bill.serial, operator_id=pile.operator_id,
+        station_id=pile.station_id, pile_id=pile.id, connector_id=connector.id if connector else None,
+        member_id=card.member_id if card else None, card_id=card.id if card else None,
+        card_no=card.logical_no if card else physical, start_method=YKC_METHOD.get(msg.transaction_flag, "card"),
+        status="abnormal", needs_review=True, abnormal_reason="Bill for a transaction the platform did not start",
+        started_at=msg.start_time, ended_at=msg.end_time, price_template_id=template.id if template else None,
+        tariff_snapshot=pricing.snapshot(template) if template else None)
+    db.session.add(order)
+    event(order, "marked_abnormal", remark=order.abnormal_reason)
+    db.session.flush()
+    return order
+
+
+# --- watchdogs (cron) ------------------------------------------------------------------------------------
+
+
+def fail_start_timeouts(now=None):
+    """'starting' with no charging status within CHARGING_START_TIMEOUT seconds → failed."""
+    now = now or utcnow()
+    limit = now - timedelta(seconds=int(_cfg("CHARGING_START_TIMEOUT", 90)))
+    ids = db.session.scalars(select(ChargeOrder.id).where(ChargeOrder.status == "starting",
+                                                          ChargeOrder.start_requested_at < limit)).all()
+    for order_id in ids:
+        _fail(order_id, "The pile did not start charging in time.")
+    return len(ids)
+
+
+def check_stuck_sessions(now=None):
+    """Charging with no realtime data for CHARGING_STUCK_MINUTES → ask the pile; no answer → abnormal."""
+    from app.services import order_admin, pile_commands
+
+    now = now or utcnow()
+    limit = now - timedelta(minutes=int(_cfg("CHARGING_STUCK_MINUTES", 10)))
+    flush_samples()
+    stuck = db.session.scalars(select(ChargeOrder).where(ChargeOrder.status == "charging")).all()
+    flagged = 0
+    for order in stuck:
+        last = order.live_updated_at or order.started_at or order.start_requested_at
+        if last is None or last >= limit:
+            continue
+        try:
+            pile_commands.read_realtime(order.connector.code)
+            continue  # the gateway records the fresh frame
+        except pile_commands.CommandError:
+            order_admin.mark_abnormal(order, "No realtime data from the pile while charging.")
+            db.session.commit()
+            flagged += 1
+    return flagged
+
+
+def check_missing_bills(now=None):
+    """No bill CHARGING_BILL_MISSING_MINUTES after the stop → abnormal."""
+    from app.services import order_admin
+
+    now = now or utcnow()
+    limit = now - timedelta(minutes=int(_cfg("CHARGING_BILL_MISSING_MINUTES", 10)))
+    late = db.session.scalars(select(ChargeOrder).where(ChargeOrder.status == "stopping")).all()
+    flagged = 0
+    for order in late:
+        stopped = db.session.scalar(select(OrderEvent.created_at).where(
+            OrderEvent.order_id == order.id, OrderEvent.to_status == "stopping").order_by(OrderEvent.id.desc()))
+        if stopped and stopped < limit:
+            order_admin.mark_abnormal(order, "No bill from the pile after the session stopped.")
+            db.session.commit()
+            _forget(order)
+            flagged += 1
+    return flagged
+
+
+# --- the gateway's hooks ---------------------------------------------------------------------------------
+
+
+def _hooks_base():
+    from app.services.charging_hooks import ChargingHooks
+
+    return ChargingHooks
+
+
+class OrderHooks(_hooks_base()):
+    """The order logic behind the gateway (CHARGING_HOOKS = "app.services.charging:OrderHooks")."""
+
+    flusher = None
+
+    def on_remote_start_reply(self, msg):
+        record_start_reply(msg)
+
+    def on_realtime(self, pile, gun, msg):
+        from app.services import occupancy
+
+        record_realtime(msg)
+        occupancy.on_connector_state(gun.id, plugged=msg.gun_plugged == 1, parked=None, at_utc=utcnow())
+        self._ensure_flusher()
+
+    def on_transaction_record(self, bill_row, msg):
+        record_bill(db.session.merge(bill_row), msg)
+
+    def on_pile_start_request(self, msg):
+        return authorize_pile_start(msg)
+
+    def _ensure_flusher(self):
+        """A greenlet of the gateway process that bulk-inserts the queued samples."""
+        if OrderHooks.flusher is not None:
+            return
+        import gevent
+
+        app = current_app._get_current_object()
+        interval = float(_cfg("CHARGING_SAMPLE_FLUSH_INTERVAL", 2.0))
+
+        def loop():
+            while True:
+                gevent.sleep(interval)
+                with app.app_context():
+                    try:
+                        flush_samples()
+                    except Exception:
+                        log.exception("flushing realtime samples failed")
+
+        OrderHooks.flusher = gevent.spawn(loop)
