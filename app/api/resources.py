@@ -1,6 +1,6 @@
 """Integrator REST resources (/api/v1/<resource>/): same data scope as the admin screens.
 Authenticate with JWT from /api/v1/security/login; OpenAPI at /api/v1/_openapi."""
-from app.models import Card, Connector, Member, Partner, Pile, PriceTemplate, Station
+from app.models import Card, ChargeOrder, Connector, Member, Partner, Pile, PriceTemplate, Station
 from app.views.base import CpmsModelRestApi, ScopedSQLAInterface
 
 RW_MAP = None
@@ -99,4 +99,24 @@ class CardApi(CpmsModelRestApi):
     order_columns = ["id", "logical_no"]
 
 
-RESOURCES = [StationApi, PileApi, ConnectorApi, PriceTemplateApi, PartnerApi, MemberApi, CardApi]
+class OrderApi(CpmsModelRestApi):
+    """Charging orders for integrators: read-only (GET list / item / _info), same data scope."""
+
+    resource_name = "order"
+    datamodel = ScopedSQLAInterface(ChargeOrder)
+    include_route_methods = {"get", "get_list", "info"}
+    list_columns = ["id", "order_no", "serial", "partner_order_no", "operator_id", "station_id", "pile_id",
+                    "connector_id", "connector.code", "member_id", "member.member_no", "status", "pay_status",
+                    "start_method", "start_requested_at", "started_at", "ended_at", "duration_seconds", "energy",
+                    "electricity_fee", "service_fee", "total_amount", "discount_total", "payable_amount",
+                    "paid_amount", "refunded_amount", "created_at"]
+    show_columns = list_columns + ["pile.code", "pay_type", "paid_at", "settled_at", "start_soc", "end_soc",
+                                   "stop_reason", "failure_reason", "abnormal_reason", "prepaid_amount",
+                                   "discount_electricity", "discount_service", "plate_no", "vin"]
+    search_columns = ["order_no", "serial", "partner_order_no", "status", "pay_status", "station", "created_at",
+                      "started_at"]
+    order_columns = ["id", "created_at", "started_at", "ended_at"]
+    base_order = ("id", "desc")
+
+
+RESOURCES = [StationApi, PileApi, ConnectorApi, PriceTemplateApi, PartnerApi, MemberApi, CardApi, OrderApi]

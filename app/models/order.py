@@ -105,6 +105,11 @@ Current = Numeric(8, 1)      # A
 Power = Numeric(10, 3)       # kW
 
 
+# columns carried by the list indexes (PostgreSQL INCLUDE): scope, base filters and the totals bar
+LIST_TOTALS_INCLUDE = ["operator_id", "station_id", "status", "pay_status", "energy", "electricity_fee",
+                       "service_fee", "total_amount", "duration_seconds"]
+
+
 class ChargeOrder(OperatorMixin, TimestampMixin, db.Model):
     __tablename__ = "ev_charge_order"
     __table_args__ = (
@@ -118,9 +123,10 @@ class ChargeOrder(OperatorMixin, TimestampMixin, db.Model):
         Index("ix_ev_charge_order_pile_created", "pile_id", "created_at"),
         Index("ix_ev_charge_order_partner_order_no", "partner_order_no"),
         Index("ix_ev_charge_order_status_updated", "status", "updated_at"),
-        # list screens without an operator filter (platform admin): default window + sort, 充电时间 range
-        Index("ix_ev_charge_order_created_at", "created_at"),
-        Index("ix_ev_charge_order_started_at", "started_at"),
+        # order lists: default window / sort without an operator filter, 充电时间 range; on PostgreSQL the
+        # totals bar's columns are included so its aggregate is an index-only scan
+        Index("ix_ev_charge_order_created_at", "created_at", postgresql_include=LIST_TOTALS_INCLUDE),
+        Index("ix_ev_charge_order_started_at", "started_at", postgresql_include=LIST_TOTALS_INCLUDE),
     )
 
     id = Column(Integer, primary_key=True)

@@ -75,9 +75,12 @@ def current_scope():
     """The request user's scope (cached per request). Outside a request: everything (jobs, CLI)."""
     if not has_request_context():
         return EVERYTHING
-    if "cpms_scope" not in g:
-        g.cpms_scope = scope_for_user(getattr(g, "user", None))
-    return g.cpms_scope
+    user = getattr(g, "user", None)
+    key = getattr(user, "id", None) if getattr(user, "is_authenticated", False) else None
+    cached = g.get("cpms_scope")
+    if cached is None or cached[0] != key:  # keyed by user: g may outlive a request in tests
+        cached = g.cpms_scope = (key, scope_for_user(user))
+    return cached[1]
 
 
 def _columns(model):

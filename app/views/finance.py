@@ -39,7 +39,9 @@ from app.views.orders import (
     ORDER_EXTRA_SEARCH,
     ORDER_LABELS,
     READ_ONLY,
+    CappedScopedSQLAInterface,
     ExtraSearchMixin,
+    OrderScreenMixin,
     StatusNotIn,
     related_filter,
 )
@@ -540,8 +542,11 @@ class _SettledOrPaid(StatusNotIn):
         return query.filter(or_(ChargeOrder.status == "settled", ChargeOrder.pay_status != "unpaid"))
 
 
-class FinancialBillView(ExtraSearchMixin, CpmsModelView):
-    datamodel = ScopedSQLAInterface(ChargeOrder)
+class FinancialBillView(OrderScreenMixin, ExtraSearchMixin, CpmsModelView):
+    """Manual §2.5.6: 订单号, 电站名称, 订单渠道, 账单时间 (paid_at, local time) + pay type, pile code.
+    Export: the filtered set, streamed (yield_per + openpyxl write-only; bench/export_stream.py)."""
+
+    datamodel = CappedScopedSQLAInterface(ChargeOrder)
     base_permissions = READ_ONLY
     list_title = _l("Financial bills")
     show_title = _l("Financial bill")
@@ -573,14 +578,17 @@ class FinancialBillView(ExtraSearchMixin, CpmsModelView):
     ]
     search_columns = ["order_no", "station", "channel", "pay_type", "paid_at", "settled_at"]
     extra_search = {"pile_code": ORDER_EXTRA_SEARCH["pile_code"]}
+    list_template = "orders/list.html"
     order_columns = ["order_no", "paid_at", "settled_at", "created_at"]
     base_order = ("created_at", "desc")
     show_columns = list_columns + ["member", "pay_status", "refunded_amount", "status", "operator"]
     label_columns = dict(ORDER_LABELS, paid_at=_l("Bill time"))
 
 
-class OccupancyBillView(ExtraSearchMixin, CpmsModelView):
-    datamodel = ScopedSQLAInterface(OccupancyOrder)
+class OccupancyBillView(OrderScreenMixin, ExtraSearchMixin, CpmsModelView):
+    """Manual §2.5.7: 订单号, 电站名称, 订单渠道, 账单时间 (paid_at, local time)."""
+
+    datamodel = CappedScopedSQLAInterface(OccupancyOrder)
     base_permissions = READ_ONLY
     list_title = _l("Occupancy bills")
     show_title = _l("Occupancy bill")
@@ -607,6 +615,7 @@ class OccupancyBillView(ExtraSearchMixin, CpmsModelView):
         "split_amount",
     ]
     search_columns = ["order_no", "station", "channel", "paid_at", "started_at"]
+    list_template = "orders/list.html"
     extra_search = {
         "charge_order_no": (
             _l("Charging order no."),
