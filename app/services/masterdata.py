@@ -105,3 +105,16 @@ def validate_operator(op):
 
     if not op.code or not re.fullmatch(r"[0-9A-Z]{9}", op.code):
         raise MasterDataError("Operator ID must be 9 characters: digits and capital letters.")
+
+
+def member_by_no(operator_id, member_no):
+    """A member of ``operator_id`` by member number (or phone)."""
+    from sqlalchemy import or_
+
+    from app.extensions import db
+    from app.models import Member
+
+    text = (member_no or "").strip()
+    return db.session.scalar(select(Member).where(Member.operator_id == operator_id,
+                                                  or_(Member.member_no == text, Member.phone == text))
+                             .order_by(Member.id))

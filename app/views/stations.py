@@ -1,7 +1,11 @@
 """电站电桩: stations, price templates, piles, connectors, manufacturers, models, fault types,
 fault reports, alarms, status log, feedback."""
-from flask import flash, g
+from flask import abort, flash, g, redirect, url_for
+from flask_appbuilder import expose, has_access
+from flask_appbuilder.security.decorators import permission_name
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
 from wtforms import DecimalField, StringField
 from wtforms.validators import DataRequired, Optional
 
@@ -220,8 +224,15 @@ class PileView(CpmsModelView):
         masterdata.prepare_pile(self.datamodel.session, item)
 
 
+class StartChargeForm(FlaskForm):
+    member_no = StringField(_l("Member no."), validators=[DataRequired()])
+    prepaid_amount = DecimalField(_l("Prepaid amount (yuan)"), places=2, validators=[Optional()],
+                                  description=_l("Leave empty to charge against the whole wallet balance."))
+
+
 class ConnectorView(CpmsModelView):
     datamodel = ScopedSQLAInterface(Connector)
+    show_template = "stations/connector_show.html"
     list_title = _l("Connectors")
     show_title = _l("Connector")
     add_title = _l("Add connector")
@@ -250,6 +261,34 @@ class ConnectorView(CpmsModelView):
         voltage_upper=_l("Max voltage (V)"), voltage_lower=_l("Min voltage (V)"), current=_l("Current (A)"),
         power_kw=_l("Power (kW)"), status_changed_at=_l("Status changed"), qr_code=_l("QR code"),
     )
+
+    @expose("/start/<int:pk>", methods=["GET", "POST"])
+    @has_access
+    @permission_name("start")
+    def start(self, pk):
+        """Staff start a session for a member on this gun (charging.start_charge, origin 'staff')."""
+        from app.services import charging
+
+        connector = self.datamodel.get(pk)
+        if connector is None:
+            abort(404)
+        form = StartChargeForm()
+        if form.validate_on_submit():
+            member = masterdata.member_by_no(connector.operator_id, form.member_no.data)
+            if member is None:
+                form.member_no.errors.append(_("No member with this number at this operator."))
+            else:
+                try:
+                    order = charging.start_charge(connector.id, origin="staff", member_id=member.id,
+                                                  prepaid_amount=form.prepaid_amount.data, user_id=g.user.id)
+                except charging.ChargingError as exc:
+                    flash(str(exc), "danger")
+                    return redirect(url_for("ConnectorView.show", pk=pk))
+                flash(_("Order %(no)s is starting.", no=order.order_no), "success")
+                return redirect(url_for("RealtimeOrderView.list"))
+        status_label = dict(CONNECTOR_STATUS).get(connector.status, connector.status)
+        return self.render_template("stations/start_charge.html", connector=connector, form=form,
+                                    status_label=_(status_label))
 
     def pre_add(self, item):
         super().pre_add(item)
