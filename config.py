@@ -74,6 +74,8 @@ class BaseConfig:
     GATEWAY_DB_CONCURRENCY = env_int("GATEWAY_DB_CONCURRENCY", 0)       # 0: 1 for SQLite, else 4
     GATEWAY_REDIS_POOL = env_int("GATEWAY_REDIS_POOL", 64)              # Redis connections of a node
     GATEWAY_LOG_LEVEL = env("GATEWAY_LOG_LEVEL", "INFO")
+    GATEWAY_GC_FREEZE_INTERVAL = env_float("GATEWAY_GC_FREEZE_INTERVAL", 60)   # see GatewaySettings
+    GATEWAY_GC_FULL_INTERVAL = env_float("GATEWAY_GC_FULL_INTERVAL", 6 * 3600)
     GATEWAY_METRICS_HOST = env("GATEWAY_METRICS_HOST", "127.0.0.1")
     GATEWAY_METRICS_PORT = env_int("GATEWAY_METRICS_PORT", 9108)        # 0: no metrics endpoint
     CHARGING_HOOKS = env("CHARGING_HOOKS", "app.services.charging_hooks:ChargingHooks")

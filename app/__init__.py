@@ -4,9 +4,9 @@ from flask import Flask
 
 def create_app(config=None, **overrides):
     """Build the Flask app. ``config``: a config class, its name, or None for CPMS_CONFIG."""
-    import config as config_module
     from flask_appbuilder import AppBuilder
 
+    import config as config_module
     from app.extensions import csrf, db, migrate, redis_holder
 
     app = Flask(__name__, instance_path=config_module.INSTANCE_DIR, instance_relative_config=False)

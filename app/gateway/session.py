@@ -1,15 +1,410 @@
-"""One pile connection. The YKC session logic replaces this minimal placeholder (issue 3)."""
+"""One pile connection: a YKC session in its own greenlet.
+
+The session reads bytes, lets :class:`~app.gateway.ykc.FrameReader` cut them into frames, and
+hands each frame to a thin handler that answers the pile and calls
+:class:`app.services.gateway_state.GatewayState` for everything outside the connection.
+
+Lifecycle: connect -> login (0x01) within ``login_timeout`` (frames before it are dropped; a
+connection that sends only junk is closed after ``max_garbage`` bytes) -> success (0x02 result
+0, time sync 0x56) or refusal (0x02 result 1, close) -> heartbeats; no heartbeat for
+``heartbeat_interval * heartbeat_misses`` or no byte for ``idle_timeout`` closes the session, and
+the pile and its guns go offline. A handler error is logged and never ends the session.
+"""
+
+from __future__ import annotations
+
+import itertools
 import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+import gevent
+from gevent.lock import Semaphore
+
+from app.gateway.commands import Request, send_reply
+from app.gateway.metrics import frame_label
+from app.gateway.ykc import (
+    PILE_TO_PLATFORM,
+    BillingModelReply,
+    BillingModelSet,
+    BillingModelVerifyAck,
+    ErrorEvent,
+    FrameEvent,
+    FrameReader,
+    HeartbeatAck,
+    LoginAck,
+    RawFrame,
+    TimeSync,
+    TransactionRecordAck,
+    encode_frame,
+    encode_reply,
+    utcnow,
+)
+from app.services.gateway_state import gun_number
 
 log = logging.getLogger(__name__)
 
+_conn_ids = itertools.count(1)
+BMS_FRAMES = (0x15, 0x17, 0x19, 0x1B, 0x1D, 0x21, 0x23, 0x25)
 
-def serve(sock, address, idle_timeout=60):
-    sock.settimeout(idle_timeout)
-    try:
-        while sock.recv(4096):
+
+@dataclass
+class Waiter:
+    """A bus request waiting for the pile's reply frame."""
+
+    request: Request
+    expect: frozenset[int]
+    match: dict = field(default_factory=dict)
+    timer: gevent.Greenlet | None = None
+
+    def matches(self, frame_type: int, msg) -> bool:
+        return frame_type in self.expect and all(getattr(msg, k, None) == v for k, v in self.match.items())
+
+
+class PileSession:
+    def __init__(self, gateway, sock, address):
+        self.gw = gateway
+        self.settings = gateway.settings
+        self.sock = sock
+        self.peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+        self.conn_id = f"{os.getpid()}.{next(_conn_ids)}"
+        self.reader = FrameReader(max_frame_size=self.settings.max_frame_size)
+        self.pile = None                        # PileInfo once logged in
+        self.seq = 0
+        self.send_lock = Semaphore()
+        self.connected_at = self.last_rx = time.monotonic()
+        self.last_heartbeat = 0.0
+        self.next_time_sync = float("inf")
+        self.waiters: list[Waiter] = []
+        self.price_pending = False
+        self.pending_model: str | None = None
+        self.closed = False
+        self.close_reason = ""
+        self.replaced = False
+
+    @property
+    def code(self) -> str:
+        return self.pile.code if self.pile else ""
+
+    # --- connection loop ---------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        try:
+            self._loop()
+        except Exception:
+            log.exception("session %s (%s) crashed", self.conn_id, self.code or self.peer)
+            self.close_reason = self.close_reason or "internal error"
+        finally:
+            self._teardown()
+
+    def _deadline(self) -> tuple[float, str]:
+        s = self.settings
+        deadlines = [(self.last_rx + s.idle_timeout, "idle timeout")]
+        if self.pile is None:
+            deadlines.append((self.connected_at + s.login_timeout, "login timeout"))
+        else:
+            deadlines.append((self.last_heartbeat + s.heartbeat_timeout, "heartbeat timeout"))
+            deadlines.append((self.next_time_sync, "time sync"))
+        return min(deadlines)
+
+    def _loop(self) -> None:
+        while not self.closed:
+            deadline, why = self._deadline()
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                if why == "time sync":
+                    try:
+                        self.send_time_sync()
+                    except OSError:
+                        self.close("socket error")
+                        return
+                    continue
+                self.close(why)
+                return
+            self.sock.settimeout(wait)
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                self.close_reason = self.close_reason or "socket error"
+                return
+            if not data:
+                self.close_reason = self.close_reason or "socket closed"
+                return
+            self.last_rx = time.monotonic()
+            self.gw.metrics.inc("ykc_gateway_bytes_in_total", len(data))
+            for event in self.reader.feed(data):
+                self._event(event)
+                if self.closed:
+                    return
+            if self.pile is None and self.reader.junk_only(self.settings.max_garbage):
+                self.close("garbage only")
+
+    def close(self, reason: str) -> None:
+        """End the session (from any greenlet); the serving greenlet cleans up."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = self.close_reason or reason
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
             pass
-    except OSError:
-        pass
-    finally:
-        sock.close()
+        self.sock.close()
+
+    def _teardown(self) -> None:
+        self.closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        for waiter in self.waiters:
+            self._finish(waiter, error="offline")
+        self.waiters.clear()
+        reason = self.close_reason or "closed"
+        self.gw.metrics.inc("ykc_gateway_disconnects_total", reason=reason)
+        self.gw.session_ended(self)
+        log.info("pile %s (%s) disconnected: %s", self.code or "?", self.peer, reason)
+
+    # --- sending ---------------------------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        seq = self.seq
+        self.seq = (seq + 1) & 0xFFFF
+        return seq
+
+    def send(self, msg, request_header=None) -> None:
+        """Send a frame: a reply (``request_header`` given: same seq bytes) or platform-initiated."""
+        if request_header is not None:
+            frame = encode_reply(msg, request_header)
+        else:
+            frame = encode_frame(msg, self.next_seq())
+        self.send_raw(frame, msg.frame_type)
+
+    def send_raw(self, frame: bytes, frame_type: int) -> None:
+        with self.send_lock:
+            self.sock.sendall(frame)
+        metrics = self.gw.metrics
+        metrics.inc("ykc_gateway_frames_out_total", type=frame_label(frame_type))
+        metrics.inc("ykc_gateway_bytes_out_total", len(frame))
+
+    def send_time_sync(self) -> None:
+        self.next_time_sync = time.monotonic() + self.settings.time_sync_interval
+        self.send(TimeSync(pile_code=self.pile.code, current_time=utcnow()))
+
+    # --- frames ------------------------------------------------------------------------------------
+
+    def _event(self, event) -> None:
+        metrics = self.gw.metrics
+        if isinstance(event, ErrorEvent):
+            if event.kind == "garbage":
+                metrics.inc("ykc_gateway_garbage_bytes_total", event.size)
+            else:
+                metrics.inc("ykc_gateway_decode_errors_total")
+                log.debug("pile %s: %s: %s", self.code or self.peer, event.kind, event.detail)
+            return
+        frame_type = event.header.frame_type
+        metrics.inc("ykc_gateway_frames_in_total", type=frame_label(frame_type))
+        msg = event.message
+        reason = self._refuse_reason(frame_type, msg)
+        if reason:
+            metrics.inc("ykc_gateway_dropped_frames_total", reason=reason)
+            return
+        handler = HANDLERS.get(frame_type)
+        try:
+            if handler is not None:
+                handler(self, event)
+            if self.waiters:
+                self._resolve(frame_type, msg, event.raw)
+        except Exception:
+            metrics.inc("ykc_gateway_handler_errors_total", type=frame_label(frame_type))
+            log.exception("pile %s: handling frame 0x%02X failed", self.code or self.peer, frame_type)
+
+    def _refuse_reason(self, frame_type: int, msg) -> str | None:
+        if isinstance(msg, RawFrame):
+            return "unknown type"
+        if msg.DIRECTION != PILE_TO_PLATFORM:
+            return "wrong direction"
+        if self.pile is None:
+            return None if frame_type == 0x01 else "before login"
+        if frame_type != 0x01 and getattr(msg, "pile_code", self.pile.code) != self.pile.code:
+            return "pile code mismatch"
+        return None
+
+    def _gun(self, text: str):
+        gun = self.pile.connectors.get(gun_number(text))
+        if gun is None:
+            self.gw.metrics.inc("ykc_gateway_dropped_frames_total", reason="unknown gun")
+        return gun
+
+    def on_login(self, event: FrameEvent) -> None:
+        msg = event.message
+        if self.pile is not None:                # repeated login on a live session
+            if msg.pile_code == self.pile.code:
+                self.send(LoginAck(pile_code=msg.pile_code, result=0), event.header)
+            return
+        state = self.gw.state
+        info = self.gw.logins.lookup(msg.pile_code)
+        if not state.accepts(info):
+            self.gw.metrics.inc("ykc_gateway_logins_total", result="refused")
+            log.warning("login refused for pile %s from %s", msg.pile_code, self.peer)
+            self.send(LoginAck(pile_code=msg.pile_code, result=1), event.header)
+            self.close("login refused")
+            return
+        now = time.monotonic()
+        self.pile = info
+        self.last_heartbeat = now
+        self.gw.adopt(self)
+        state.pile_online(info, msg, self.conn_id, self.peer, now)
+        self.gw.metrics.inc("ykc_gateway_logins_total", result="ok")
+        self.send(LoginAck(pile_code=msg.pile_code, result=0), event.header)
+        self.send_time_sync()
+
+    def on_heartbeat(self, event: FrameEvent) -> None:
+        msg = event.message
+        self.send(HeartbeatAck(pile_code=msg.pile_code, gun=msg.gun, reply=0), event.header)
+        self.last_heartbeat = time.monotonic()
+        self.gw.state.heartbeat(self.pile, msg.gun, msg.gun_state, self.last_heartbeat)
+        self.maybe_push_price()
+
+    def on_billing_verify(self, event: FrameEvent) -> None:
+        msg = event.message
+        model = self.gw.state.billing_model(self.pile.station_id)
+        same = model is not None and model["billing_model_id"] == msg.billing_model_id
+        self.send(BillingModelVerifyAck(pile_code=msg.pile_code, billing_model_id=msg.billing_model_id,
+                                        result=0 if same else 1), event.header)
+        if same:
+            self.gw.state.model_synced(self.pile, msg.billing_model_id)
+
+    def on_billing_request(self, event: FrameEvent) -> None:
+        model = self.gw.state.billing_model(self.pile.station_id)
+        if model is None:
+            log.error("pile %s asked for its billing model; station %s has no usable template",
+                      self.pile.code, self.pile.station_id)
+            return
+        self.send(BillingModelReply(pile_code=self.pile.code, **model), event.header)
+        self.gw.state.model_synced(self.pile, model["billing_model_id"])
+
+    def on_billing_set_reply(self, event: FrameEvent) -> None:
+        if event.message.result == 1 and self.pending_model:
+            self.gw.state.model_synced(self.pile, self.pending_model)
+            self.pending_model = None
+        elif event.message.result != 1:
+            log.warning("pile %s refused billing model %s", self.pile.code, self.pending_model)
+
+    def on_realtime(self, event: FrameEvent) -> None:
+        gun = self._gun(event.message.gun)
+        if gun is not None:
+            self.gw.state.realtime(self.pile, gun, event.message)
+            self.maybe_push_price()
+
+    def on_bms(self, event: FrameEvent) -> None:
+        gun = self._gun(event.message.gun)
+        if gun is not None:
+            self.gw.state.bms(self.pile, gun, event.message)
+
+    def on_pile_start(self, event: FrameEvent) -> None:
+        self.send(self.gw.state.pile_start_request(event.message), event.header)
+
+    def on_remote_start_reply(self, event: FrameEvent) -> None:
+        self.gw.state.remote_reply(event.message, "on_remote_start_reply")
+
+    def on_remote_stop_reply(self, event: FrameEvent) -> None:
+        self.gw.state.remote_reply(event.message, "on_remote_stop_reply")
+
+    def on_transaction_record(self, event: FrameEvent) -> None:
+        msg = event.message
+        self.gw.state.store_bill(self.pile, event.raw, msg)        # committed, or raises: no ack
+        self.send(TransactionRecordAck(transaction_serial=msg.transaction_serial, result=0), event.header)
+
+    def on_ground_lock(self, event: FrameEvent) -> None:
+        self.gw.state.ground_lock(self.pile, event.message)
+
+    # --- price push -----------------------------------------------------------------------------------
+
+    def maybe_push_price(self) -> None:
+        """Send a queued 0x58 once no gun is charging."""
+        if not self.price_pending or any(g.status == "charging" for g in self.pile.connectors.values()):
+            return
+        self.price_pending = False
+        model = self.gw.state.billing_model(self.pile.station_id)
+        if model is not None:
+            self.pending_model = model["billing_model_id"]
+            self.send(BillingModelSet(pile_code=self.pile.code, **model))
+
+    # --- commands from the bus ----------------------------------------------------------------------
+
+    def command(self, req: Request) -> None:
+        """Send a bus request's frame; its reply (if any) is routed back by :meth:`_resolve`."""
+        redis = self.gw.redis
+        body = bytes.fromhex(req.body)
+        waiter = None
+        if req.expect:
+            waiter = Waiter(req, frozenset(req.expect), dict(req.match))
+            waiter.timer = gevent.spawn_later(max(0.0, req.deadline - time.time()), self._expire, waiter)
+            self.waiters.append(waiter)
+        try:
+            self.send_raw(encode_frame(RawFrame(req.frame_type, body), self.next_seq()), req.frame_type)
+        except OSError as exc:
+            if waiter is not None:
+                self.waiters.remove(waiter)
+                waiter.timer.kill(block=False)
+            self._count_command(req, "send_failed")
+            send_reply(redis, req, error="send_failed", detail=str(exc))
+            return
+        if req.frame_type == BillingModelSet.FRAME_TYPE:
+            self.pending_model = BillingModelSet.decode(body).billing_model_id
+        if waiter is None:
+            self._count_command(req, "sent")
+            send_reply(redis, req)
+
+    def _resolve(self, frame_type: int, msg, raw: bytes) -> None:
+        for waiter in self.waiters:
+            if waiter.matches(frame_type, msg):
+                self.waiters.remove(waiter)
+                waiter.timer.kill(block=False)
+                self._finish(waiter, frame=raw)
+                return
+
+    def _expire(self, waiter: Waiter) -> None:
+        if waiter in self.waiters:
+            self.waiters.remove(waiter)
+            self._finish(waiter, error="timeout")
+
+    def _finish(self, waiter: Waiter, frame: bytes | None = None, error: str | None = None) -> None:
+        if waiter.timer is not None:
+            waiter.timer.kill(block=False)
+        req = waiter.request
+        self._count_command(req, error or "ok")
+        if error is None:
+            self.gw.metrics.observe("ykc_gateway_command_seconds", time.monotonic() - req.received,
+                                    type=frame_label(req.frame_type))
+        try:
+            send_reply(self.gw.redis, req, frame=frame, error=error)
+        except Exception:
+            log.exception("could not answer command %s", req.id)
+
+    def _count_command(self, req: Request, result: str) -> None:
+        self.gw.metrics.inc("ykc_gateway_commands_total", type=frame_label(req.frame_type or 0), result=result)
+
+
+HANDLERS = {
+    0x01: PileSession.on_login,
+    0x03: PileSession.on_heartbeat,
+    0x05: PileSession.on_billing_verify,
+    0x09: PileSession.on_billing_request,
+    0x13: PileSession.on_realtime,
+    0x31: PileSession.on_pile_start,
+    0xA1: PileSession.on_pile_start,
+    0x33: PileSession.on_remote_start_reply,
+    0xA3: PileSession.on_remote_start_reply,
+    0x35: PileSession.on_remote_stop_reply,
+    0x3B: PileSession.on_transaction_record,
+    0x57: PileSession.on_billing_set_reply,
+    0x61: PileSession.on_ground_lock,
+    **{t: PileSession.on_bms for t in BMS_FRAMES},
+}
+

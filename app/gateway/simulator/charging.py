@@ -1,0 +1,129 @@
+"""A virtual pile's charging session: power curve, SOC growth, energy and money split by the
+billing model's half-hour rate indexes, and the 0x3B transaction record at the end. No I/O."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from app.gateway.ykc import BillingModelReply, BillingModelSet, RealtimeData, TransactionRecord, utc_to_beijing
+from app.services.ykc_pricing import RATE_NAMES, unit_prices
+
+KWH = Decimal("0.0001")
+YUAN = Decimal("0.0001")
+FLAT = 2
+DEFAULT_UNIT_PRICE = Decimal("1.00000")       # before the pile received any billing model
+
+STOP_REMOTE = 0x40
+STOP_SOC_FULL = 0x41
+STOP_AMOUNT_REACHED = 0x43
+STOP_TIME_REACHED = 0x44
+STOP_MANUAL = 0x45
+STOP_NO_BALANCE = 0x6E
+STOP_EMERGENCY = 0x72
+
+FLAG_APP = 0x01
+FLAG_CARD = 0x02
+FLAG_OFFLINE_CARD = 0x04
+
+
+def rate_index_at(model: BillingModelReply | BillingModelSet | None, when: datetime) -> int:
+    """Rate index (0 sharp ... 3 valley) in force at naive-UTC ``when`` (Beijing half hours)."""
+    if model is None:
+        return FLAT
+    local = utc_to_beijing(when)
+    slot = (local.hour * 60 + local.minute) // 30
+    return model.rate_indexes[slot]
+
+
+def _q(value: Decimal, unit: Decimal) -> Decimal:
+    return value.quantize(unit, rounding=ROUND_HALF_UP)
+
+
+@dataclass
+class ChargeSession:
+    """One charge on one gun. ``advance`` integrates power over elapsed (simulated) time."""
+
+    serial: str
+    started_at: datetime                       # naive UTC
+    meter_start: Decimal
+    max_power_kw: float = 60.0
+    battery_kwh: float = 60.0
+    soc: float = 30.0
+    balance: Decimal | None = None             # yuan; None = unlimited (card/offline start)
+    flag: int = FLAG_APP
+    vin: str = ""
+    card: bytes = bytes(8)
+    energy_by_rate: list[Decimal] = field(default_factory=lambda: [Decimal(0)] * 4)
+    amount_by_rate: list[Decimal] = field(default_factory=lambda: [Decimal(0)] * 4)
+    price_by_rate: list[Decimal] = field(default_factory=lambda: [Decimal(0)] * 4)
+    seconds: float = 0.0
+    power_kw: float = 0.0
+    voltage: float = 0.0
+    current: float = 0.0
+    stop_reason: int | None = None
+
+    @property
+    def energy(self) -> Decimal:
+        return sum(self.energy_by_rate, Decimal(0))
+
+    @property
+    def amount(self) -> Decimal:
+        return sum(self.amount_by_rate, Decimal(0))
+
+    def advance(self, seconds: float, now: datetime, model, power_limit_pct: int = 100,
+                rng: random.Random | None = None) -> None:
+        """Charge for ``seconds`` ending at ``now``; sets ``stop_reason`` when the charge must end."""
+        if seconds <= 0 or self.stop_reason is not None:
+            return
+        rng = rng or random
+        taper = 1.0 if self.soc < 80 else max(0.05, (100 - self.soc) / 20)
+        power = self.max_power_kw * power_limit_pct / 100 * taper * rng.uniform(0.95, 1.0)
+        self.power_kw = power
+        self.voltage = round(350 + self.soc * 1.2, 1)
+        self.current = round(power * 1000 / self.voltage, 1)
+        kwh = Decimal(str(round(power * seconds / 3600, 6)))
+        index = rate_index_at(model, now)
+        if model is not None:
+            self.price_by_rate = unit_prices(model)
+        else:
+            self.price_by_rate[index] = DEFAULT_UNIT_PRICE
+        price = self.price_by_rate[index]
+        self.energy_by_rate[index] += kwh
+        self.amount_by_rate[index] += kwh * price
+        self.seconds += seconds
+        self.soc = min(100.0, self.soc + float(kwh) / self.battery_kwh * 100)
+        if self.soc >= 100:
+            self.stop_reason = STOP_SOC_FULL
+        elif self.balance is not None and self.amount >= self.balance:
+            self.stop_reason = STOP_NO_BALANCE
+
+    def realtime(self, pile_code: str, gun: str, status: int = 3, faults: int = 0) -> RealtimeData:
+        return RealtimeData(
+            transaction_serial=self.serial, pile_code=pile_code, gun=gun, status=status, gun_homed=0,
+            gun_plugged=1, output_voltage=Decimal(str(self.voltage)), output_current=Decimal(str(self.current)),
+            gun_temperature=35 + int(self.power_kw // 10), soc=int(self.soc), battery_max_temperature=32,
+            charged_minutes=int(self.seconds // 60),
+            remaining_minutes=int((100 - self.soc) / 100 * self.battery_kwh / max(self.power_kw, 1) * 60),
+            energy=_q(self.energy, KWH), lossy_energy=_q(self.energy, KWH), amount=_q(self.amount, YUAN),
+            hardware_faults=faults)
+
+    def bill(self, pile_code: str, gun: str, ended_at: datetime, stop_reason: int) -> TransactionRecord:
+        """The 0x3B record: per-rate energies and amounts, totals equal to their sums."""
+        fields = {}
+        energies = [_q(e, KWH) for e in self.energy_by_rate]
+        amounts = [_q(a, YUAN) for a in self.amount_by_rate]
+        for index, name in enumerate(RATE_NAMES):
+            fields[f"{name}_price"] = self.price_by_rate[index]
+            fields[f"{name}_energy"] = energies[index]
+            fields[f"{name}_lossy_energy"] = energies[index]
+            fields[f"{name}_amount"] = amounts[index]
+        total = sum(energies, Decimal(0))
+        return TransactionRecord(
+            transaction_serial=self.serial, pile_code=pile_code, gun=gun, start_time=self.started_at,
+            end_time=ended_at, meter_start=self.meter_start, meter_stop=self.meter_start + total,
+            total_energy=total, total_lossy_energy=total, total_amount=sum(amounts, Decimal(0)),
+            vin=self.vin, transaction_flag=self.flag, transaction_time=ended_at, stop_reason=stop_reason,
+            physical_card=self.card, **fields)
