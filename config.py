@@ -78,7 +78,7 @@ class BaseConfig:
     GATEWAY_GC_FULL_INTERVAL = env_float("GATEWAY_GC_FULL_INTERVAL", 6 * 3600)
     GATEWAY_METRICS_HOST = env("GATEWAY_METRICS_HOST", "127.0.0.1")
     GATEWAY_METRICS_PORT = env_int("GATEWAY_METRICS_PORT", 9108)        # 0: no metrics endpoint
-    CHARGING_HOOKS = env("CHARGING_HOOKS", "app.services.charging_hooks:ChargingHooks")
+    CHARGING_HOOKS = env("CHARGING_HOOKS", "app.services.charging:OrderHooks")
     ADMIN_USERNAME = env("ADMIN_USERNAME", "admin")
     ADMIN_PASSWORD = env("ADMIN_PASSWORD")  # None: generated and printed once
     INSTANCE_DIR = INSTANCE_DIR

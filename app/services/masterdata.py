@@ -118,3 +118,20 @@ def member_by_no(operator_id, member_no):
     return db.session.scalar(select(Member).where(Member.operator_id == operator_id,
                                                   or_(Member.member_no == text, Member.phone == text))
                              .order_by(Member.id))
+
+
+def push_price(template_id=None, station_id=None):
+    """After a template or a station's template changed: piles get the new billing model (0x58) as
+    soon as they are idle. A gateway or Redis problem is logged; the next login or verify (0x05)
+    brings the pile in line anyway."""
+    import logging
+
+    from app.services import pile_commands
+
+    try:
+        if template_id is not None:
+            return pile_commands.push_price_for_template(template_id)
+        return pile_commands.push_price_for_station(station_id)
+    except Exception:  # noqa: BLE001 - the save itself succeeded; a push is best effort
+        logging.getLogger(__name__).exception("could not queue the price push")
+        return None

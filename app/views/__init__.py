@@ -71,9 +71,11 @@ def register_views(appbuilder):
         clabel, cicon = cats[category]
         appbuilder.add_view(view, name, label=label, icon=icon, category=category,
                             category_label=clabel, category_icon=cicon)
+    from app.views import pile_admin
     from app.views.uploads import UploadsView
 
     appbuilder.add_view_no_menu(UploadsView)
+    pile_admin.register(appbuilder)
     # FAB created "Security" first: give it our label and icon, and put categories in manual order
     menu = appbuilder.menu.menu
     order = {name: i for i, (name, _, _) in enumerate(CATEGORIES)}

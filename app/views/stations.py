@@ -56,6 +56,14 @@ COMMON_LABELS = {
 }
 
 
+def _template_changed(station):
+    """True when this edit gives the station another price template."""
+    from sqlalchemy import inspect
+
+    attrs = inspect(station).attrs
+    return attrs.price_template.history.has_changes() or attrs.price_template_id.history.has_changes()
+
+
 def labels(**extra):
     out = dict(COMMON_LABELS)
     out.update(extra)
@@ -126,7 +134,12 @@ class StationView(CpmsModelView):
 
     def pre_update(self, item):
         masterdata.prepare_station(item)
+        g.cpms_template_changed = _template_changed(item)
         super().pre_update(item)
+
+    def post_update(self, item):
+        if g.get("cpms_template_changed"):
+            masterdata.push_price(station_id=item.id)
 
 
 class PriceTemplateView(CpmsModelView):
@@ -175,9 +188,13 @@ class PriceTemplateView(CpmsModelView):
         super().pre_update(item)
         apply_periods(self.datamodel.session, item, g.cpms_period_rows)
 
+    def post_update(self, item):
+        masterdata.push_price(template_id=item.id)
+
 
 class PileView(CpmsModelView):
     datamodel = ScopedSQLAInterface(Pile)
+    show_template = "stations/pile_show.html"
     list_title = _l("Piles")
     show_title = _l("Pile")
     add_title = _l("Add pile")

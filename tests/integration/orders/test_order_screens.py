@@ -156,7 +156,10 @@ def html_of(client, url):
 @pytest.mark.parametrize("url", ["/realtimeorderview/list/", "/historyorderview/list/", "/abnormalorderview/list/",
                                  "/occupancyorderview/list/", "/financialbillview/list/", "/occupancybillview/list/"])
 def test_screens_render_with_data(admin_client, data, url):
-    html = html_of(admin_client, url + "?psize_" + url.split("/")[1].replace("view", "View") + "=100")
+    view = {"realtimeorderview": "RealtimeOrderView", "historyorderview": "HistoryOrderView",
+            "abnormalorderview": "AbnormalOrderView", "occupancyorderview": "OccupancyOrderView",
+            "financialbillview": "FinancialBillView", "occupancybillview": "OccupancyBillView"}[url.split("/")[1]]
+    html = html_of(admin_client, f"{url}?psize_{view}=100")
     expected = {"realtime": "live_a", "history": "hist_a1", "abnormal": "abn_a", "financial": "hist_a1"}
     for prefix, key in expected.items():
         if url.startswith("/" + prefix):
