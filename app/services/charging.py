@@ -547,6 +547,12 @@ class OrderHooks(_hooks_base()):
         occupancy.on_connector_state(gun.id, plugged=msg.gun_plugged == 1, parked=None, at_utc=utcnow())
         self._ensure_flusher()
 
+    def on_ground_lock(self, pile, gun, msg):
+        from app.services import occupancy
+
+        parked = {0x00: False, 0xFF: True}.get(msg.parking_state)
+        occupancy.on_connector_state(gun.id, plugged=None, parked=parked, at_utc=utcnow())
+
     def on_transaction_record(self, bill_row, msg):
         record_bill(db.session.merge(bill_row), msg)
 

@@ -49,6 +49,9 @@ class ChargingHooks:
     def on_bms(self, pile, gun, msg) -> None:
         """0x15-0x25: BMS frames during a charge."""
 
+    def on_ground_lock(self, pile, gun, msg) -> None:
+        """0x61: parking-lock / space report of one gun (space free or occupied)."""
+
     def on_transaction_record(self, bill_row, msg) -> None:
         """0x3B: called after the raw record is committed, on every receipt (resends included),
         before the 0x40 acknowledgement is sent."""

@@ -396,7 +396,8 @@ class GatewayState:
         self.registry = Registry(redis)
         self._models: dict[int, tuple[float, dict | None]] = {}
         self._hooked = {name for name in ("on_remote_start_reply", "on_remote_stop_reply", "on_realtime",
-                                          "on_bms", "on_transaction_record") if overrides(self.hooks, name)}
+                                          "on_bms", "on_ground_lock", "on_transaction_record")
+                        if overrides(self.hooks, name)}
 
     # login / logout
 
@@ -544,6 +545,7 @@ class GatewayState:
         self.live.hset(gun_key(gun.code), {"lock_status": lock, "park_status": park,
                                            "lock_battery": msg.battery_level, "lock_alarm": msg.alarm})
         self.batch.connector(gun.id, lock_status=lock, park_status=park)
+        self._hook("on_ground_lock", info, gun, msg)
 
     def model_synced(self, info: PileInfo, model_id: str) -> None:
         self.live.hset(pile_key(info.code), {"billing_model": model_id})
