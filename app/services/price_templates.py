@@ -146,6 +146,10 @@ def apply_periods(session, template, rows):
     from app.models import PricePeriod
 
     specs = validate_periods(parse_periods(rows), ykc=used_by_ykc_piles(session, template))
+    if template.periods:
+        # old rows go first: (template_id, start_minute) is unique and the new rows reuse the starts
+        template.periods.clear()
+        session.flush()
     template.periods = [PricePeriod(start_minute=p.start, end_minute=p.end, level=p.level,
                                     electricity_price=p.electricity_price, service_price=p.service_price)
                         for p in specs]

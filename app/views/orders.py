@@ -217,25 +217,28 @@ ORDER_EXTRA_SEARCH = {
     "member_phone": (_l("Member phone"), [related_filter(_l("Equal to"), "member_id", Member.phone)]),
 }
 
+# where a charge or occupancy order happened and for whom: the same labels on both screens
+PLACE_LABELS = {
+    "station": _l("Station"),
+    "pile": _l("Pile"),
+    "connector": _l("Connector"),
+    "member": _l("Member"),
+    "station.code": _l("Station no."),
+    "pile.code": _l("Pile code"),
+    "pile.name": _l("Pile name"),
+    "connector.code": _l("Connector code"),
+    "connector.name": _l("Connector name"),
+    "member.member_no": _l("Member no."),
+    "member.phone": _l("Member phone"),
+}
+
 ORDER_LABELS = labels(
+    **PLACE_LABELS,
     order_no=_l("Order no."),
     partner_order_no=_l("Partner order no."),
     channel=_l("Channel"),
     partner=_l("Partner"),
-    station=_l("Station"),
-    pile=_l("Pile"),
-    connector=_l("Connector"),
-    **{
-        "station.code": _l("Station no."),
-        "pile.code": _l("Pile code"),
-        "pile.name": _l("Pile name"),
-        "connector.code": _l("Connector code"),
-        "connector.name": _l("Connector name"),
-        "member.member_no": _l("Member no."),
-        "member.phone": _l("Member phone"),
-        "channel.name": _l("Channel"),
-    },
-    member=_l("Member"),
+    **{"channel.name": _l("Channel")},
     card=_l("Card"),
     organization=_l("Organization"),
     card_no=_l("Card no."),
@@ -901,23 +904,11 @@ class AbnormalOrderView(_ChargeOrderView):
 
 
 OCCUPANCY_LABELS = labels(
+    **PLACE_LABELS,
     order_no=_l("Occupancy order no."),
     charge_order=_l("Charging order no."),
     channel=_l("Order source"),
-    station=_l("Station"),
-    pile=_l("Pile"),
-    connector=_l("Connector"),
-    member=_l("Member"),
-    **{
-        "pile.code": _l("Pile code"),
-        "pile.name": _l("Pile name"),
-        "connector.code": _l("Connector code"),
-        "connector.name": _l("Connector name"),
-        "member.member_no": _l("Member no."),
-        "member.phone": _l("Member phone"),
-        "station.code": _l("Station no."),
-        "charge_order.order_no": _l("Charging order no."),
-    },
+    **{"charge_order.order_no": _l("Charging order no.")},
     start_method=_l("Start method"),
     status=_l("Status"),
     started_at=_l("Start time"),

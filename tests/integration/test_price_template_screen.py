@@ -78,3 +78,17 @@ def test_ykc_rules_apply_when_a_ykc_pile_uses_the_template(app, admin_client):
     with app.app_context():
         tpl = db.session.get(PriceTemplate, tpl_id)
         assert len(tpl.periods) == 4  # unchanged
+
+
+def test_editing_a_template_replaces_its_periods(app, admin_client):
+    op = operator_a(app)
+    admin_client.post("/pricetemplateview/add", data=form("T-EDIT", TOU, op))
+    with app.app_context():
+        tpl_id = db.session.scalar(select(PriceTemplate.id).where(PriceTemplate.code == "T-EDIT"))
+    cheaper = [(s, e, lv, ep, "0.3") for s, e, lv, ep, _ in TOU]
+    rv = admin_client.post(f"/pricetemplateview/edit/{tpl_id}", data=form("T-EDIT", cheaper, op),
+                           follow_redirects=True)
+    assert rv.status_code == 200
+    with app.app_context():
+        tpl = db.session.get(PriceTemplate, tpl_id)
+        assert [str(p.service_price) for p in tpl.periods] == ["0.30000"] * 4 and tpl.version == 2
