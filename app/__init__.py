@@ -7,7 +7,7 @@ def create_app(config=None, **overrides):
     from flask_appbuilder import AppBuilder
 
     import config as config_module
-    from app.extensions import csrf, db, migrate, redis_holder
+    from app.extensions import csrf, db, init_security_headers, migrate, redis_holder
 
     app = Flask(__name__, instance_path=config_module.INSTANCE_DIR, instance_relative_config=False)
     cfg = config if isinstance(config, type) else config_module.get_config(config)
@@ -24,12 +24,19 @@ def create_app(config=None, **overrides):
     migrate.init_app(app, db, compare_type=True, render_as_batch=True,
                      directory=app.config.get("MIGRATIONS_DIR", config_module.BASE_DIR + "/migrations"))
     csrf.init_app(app)
+    from app.views import params
+
+    params.init_app(app)  # bounded <int:> converter (before any route), argument checks, backstop
+    init_security_headers(app)
     with app.app_context():
         from app import models  # noqa: F401  (tables on the shared metadata)
         from app.security import models as security_models  # noqa: F401
 
         appbuilder = AppBuilder()
         appbuilder.init_app(app, db.session)
+        from app.security import sessions
+
+        sessions.init_app(app, appbuilder)
         from app.views import register_views
 
         register_views(appbuilder)

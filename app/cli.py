@@ -1,12 +1,16 @@
-"""Flask CLI commands: init-security, create-admin-user, demo-data, setup (all of them)."""
+"""Flask CLI commands: init-security, create-admin-user, demo-data, setup (all of them).
+Each runs as the platform, in its named :func:`app.security.scope.platform_scope`."""
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+
+from app.security.scope import platform_job, platform_scope
 
 
 def register_cli(app):
     @app.cli.command("init-security")
     @with_appcontext
+    @platform_job("init-security")
     def init_security():
         """Roles and permissions for every registered view and menu."""
         from app.services.accounts import sync_roles_and_permissions
@@ -18,6 +22,7 @@ def register_cli(app):
     @click.option("--username", default=None)
     @click.option("--password", default=None)
     @with_appcontext
+    @platform_job("create-platform-admin")
     def create_platform_admin(username, password):
         from app.services.accounts import ensure_admin
 
@@ -26,6 +31,7 @@ def register_cli(app):
 
     @app.cli.command("demo-data")
     @with_appcontext
+    @platform_job("demo-data")
     def demo_data():
         """Load the demo operators, stations, piles, members and staff users."""
         from app.services.demo import load_demo_data
@@ -47,14 +53,16 @@ def setup_platform(demo=True):
 
     from app.services.accounts import ensure_admin, sync_roles_and_permissions
 
-    upgrade()
-    sync_roles_and_permissions()
-    user, password = ensure_admin()
+    with platform_scope("setup"):
+        upgrade()
+        sync_roles_and_permissions()
+        user, password = ensure_admin()
     lines = []
     if demo:
         from app.services.demo import load_demo_data
 
-        lines.append(load_demo_data())
+        with platform_scope("demo-data"):
+            lines.append(load_demo_data())
     if password:
         lines.append(f"Admin account created: username={user} password={password}  (shown once)")
     else:

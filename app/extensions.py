@@ -2,12 +2,43 @@
 from flask_appbuilder import Model
 from flask_appbuilder.models.sqla.base import SQLA
 from flask_migrate import Migrate
+from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 
 # db.Model *is* FAB's Model: ab_* tables and ours share one MetaData (fab-guide §1.4).
 db = SQLA(model_class=Model)
 migrate = Migrate()
 csrf = CSRFProtect()
+
+
+def init_security_headers(app):
+    """Security headers on every response (HTML, JSON, static files, errors) with Flask-Talisman.
+
+    Settings come from config.py (CONTENT_SECURITY_POLICY explains the policy). The per-request
+    nonce goes into script-src; templates read it with FAB's ``baselib.get_nonce()`` and Python
+    widgets with :func:`csp_nonce`. One Talisman per app: it keeps the app and its options on
+    itself, so a shared instance would mix up apps (tests build several).
+    """
+    app.extensions["talisman"] = Talisman(
+        app,
+        force_https=app.config["FORCE_HTTPS"],
+        strict_transport_security=app.config["HSTS_ENABLED"],
+        frame_options="DENY",
+        content_security_policy=app.config["CONTENT_SECURITY_POLICY"],
+        content_security_policy_nonce_in=["script-src"],
+        referrer_policy=app.config["REFERRER_POLICY"],
+        session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
+        session_cookie_http_only=app.config["SESSION_COOKIE_HTTPONLY"],
+        session_cookie_samesite=app.config["SESSION_COOKIE_SAMESITE"],
+        x_content_type_options=True,
+    )
+
+
+def csp_nonce():
+    """The CSP nonce of the current request ('' outside a request) for scripts built in Python."""
+    from flask import has_request_context, request
+
+    return getattr(request, "csp_nonce", "") if has_request_context() else ""
 
 
 class RedisHolder:

@@ -92,7 +92,7 @@ def login(client):
     Chinese default itself is checked by test_menus and the browser test."""
 
     def _login(username, password, lang="en"):
-        client.get("/logout/")
+        client.post("/logout/")  # logout is POST only (GET asks for confirmation)
         rv = client.post("/login/", data={"username": username, "password": password})
         assert rv.status_code == 302, rv.get_data(as_text=True)[:500]
         if lang:

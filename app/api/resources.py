@@ -1,12 +1,33 @@
 """Integrator REST resources (/api/v1/<resource>/): same data scope as the admin screens.
 Authenticate with JWT from /api/v1/security/login; OpenAPI at /api/v1/_openapi."""
 from app.models import Card, ChargeOrder, Connector, Member, Partner, Pile, PriceTemplate, Station
+from app.services import masterdata, partners
 from app.views.base import CpmsModelRestApi, ScopedSQLAInterface
 
 RW_MAP = None
 
 
-class StationApi(CpmsModelRestApi):
+class _CommandApi(CpmsModelRestApi):
+    """A resource whose writes run the same service rules as its admin screen; a refused rule
+    answers 422 with the service's message (field-keyed where the service names fields)."""
+
+    rule_errors = (masterdata.MasterDataError, partners.PartnerError)
+
+    def _rules(self, fn, *args):
+        try:
+            return fn(*args)
+        except self.rule_errors as exc:
+            self.datamodel.session.rollback()
+            return self.response_422(message=getattr(exc, "errors", None) or str(exc))
+
+    def post_headless(self):
+        return self._rules(super().post_headless)
+
+    def put_headless(self, pk):
+        return self._rules(super().put_headless, pk)
+
+
+class StationApi(_CommandApi):
     resource_name = "station"
     datamodel = ScopedSQLAInterface(Station)
     list_columns = ["id", "code", "name", "station_type", "status", "site_type", "operator_id", "address",
@@ -20,8 +41,16 @@ class StationApi(CpmsModelRestApi):
     search_columns = ["code", "name", "status", "operator"]
     order_columns = ["id", "code", "name"]
 
+    def pre_add(self, item):
+        masterdata.prepare_station(item)
+        super().pre_add(item)
 
-class PileApi(CpmsModelRestApi):
+    def pre_update(self, item):
+        masterdata.prepare_station(item)
+        super().pre_update(item)
+
+
+class PileApi(_CommandApi):
     resource_name = "pile"
     datamodel = ScopedSQLAInterface(Pile)
     list_columns = ["id", "code", "name", "station_id", "operator_id", "pile_type", "protocol", "power_kw",
@@ -33,8 +62,16 @@ class PileApi(CpmsModelRestApi):
     search_columns = ["code", "name", "station", "online"]
     order_columns = ["id", "code"]
 
+    def pre_add(self, item):
+        super().pre_add(item)
+        masterdata.prepare_pile(self.datamodel.session, item, create_connectors=True)
 
-class ConnectorApi(CpmsModelRestApi):
+    def pre_update(self, item):
+        super().pre_update(item)
+        masterdata.prepare_pile(self.datamodel.session, item)
+
+
+class ConnectorApi(_CommandApi):
     resource_name = "connector"
     datamodel = ScopedSQLAInterface(Connector)
     list_columns = ["id", "code", "gun_no", "name", "pile_id", "station_id", "operator_id", "status",
@@ -45,6 +82,14 @@ class ConnectorApi(CpmsModelRestApi):
     edit_columns = add_columns[2:]
     search_columns = ["code", "pile", "station", "status"]
     order_columns = ["id", "code"]
+
+    def pre_add(self, item):
+        super().pre_add(item)
+        masterdata.prepare_connector(self.datamodel.session, item)
+
+    def pre_update(self, item):
+        super().pre_update(item)
+        masterdata.prepare_connector(self.datamodel.session, item)
 
 
 class PriceTemplateApi(CpmsModelRestApi):
@@ -58,7 +103,7 @@ class PriceTemplateApi(CpmsModelRestApi):
     order_columns = ["id", "code", "name"]
 
 
-class PartnerApi(CpmsModelRestApi):
+class PartnerApi(_CommandApi):
     resource_name = "partner"
     datamodel = ScopedSQLAInterface(Partner)
     list_columns = ["id", "name", "partner_type", "partner_operator_code", "our_operator_code", "base_url",
@@ -71,6 +116,34 @@ class PartnerApi(CpmsModelRestApi):
                                   "ip_allowlist", "tenant_id", "push_enabled", "enabled", "remark"]
     search_columns = ["name", "partner_operator_code", "operator"]
     order_columns = ["id", "name"]
+
+    # The eight keys are write-only: accepted on POST (required) and PUT (optional; absent or empty
+    # keeps the stored key), never dumped in a response (the secrets page of the admin shows them to
+    # holders of can_show_secrets only).
+    def _init_model_schemas(self):
+        super()._init_model_schemas()
+        secrets = tuple(partners.SECRET_FIELDS)
+        self.add_model_schema = type(self.add_model_schema)(load_only=secrets)
+        self.edit_model_schema = type(self.edit_model_schema)(load_only=secrets, partial=secrets)
+
+    def _merge_update_item(self, model_item, data):
+        data = {k: v for k, v in data.items()
+                if not (k in partners.SECRET_FIELDS and not (isinstance(v, str) and v.strip()))}
+        stored = self.edit_model_schema.dump(model_item, many=False)
+        for col in self.edit_columns:
+            if col not in data and col in stored:
+                data[col] = stored[col]
+        return data
+
+    def pre_add(self, item):
+        partners.normalize(item)
+        partners.validate(item)
+        super().pre_add(item)
+
+    def pre_update(self, item):
+        partners.normalize(item)
+        partners.validate(item)
+        super().pre_update(item)
 
 
 class MemberApi(CpmsModelRestApi):

@@ -24,7 +24,11 @@ AES_FIELDS = {"data_secret", "data_secret_iv", "our_data_secret", "our_data_secr
 
 
 class PartnerError(ValueError):
-    pass
+    """Invalid partner data; ``errors`` maps a field to its message (REST answers 422 with it)."""
+
+    def __init__(self, message=None, errors=None):
+        self.errors = dict(errors or {})
+        super().__init__(message or "; ".join(f"{k}: {v}" for k, v in self.errors.items()))
 
 
 def operator_id_error(value):
@@ -80,3 +84,24 @@ def normalize(partner):
     partner.our_operator_code = (partner.our_operator_code or "").strip()
     if partner.ip_allowlist:
         partner.ip_allowlist = "\n".join(split_allowlist(partner.ip_allowlist))
+
+
+def validate(partner):
+    """Field errors of a partner about to be written (OperatorIDs, the eight keys, the allow-list);
+    raises :class:`PartnerError` with ``errors`` = {field: message}. Used by REST; the admin form
+    checks the same rules field by field."""
+    errors = {}
+    for field in ("partner_operator_code", "our_operator_code"):
+        error = operator_id_error(getattr(partner, field, None))
+        if error:
+            errors[field] = str(error)
+    for field in SECRET_FIELDS:
+        value = getattr(partner, field, None)
+        error = secret_error(field, value) if value else _l("This key is required.")
+        if error:
+            errors[field] = str(error)
+    error = ip_allowlist_error(getattr(partner, "ip_allowlist", None))
+    if error:
+        errors["ip_allowlist"] = str(error)
+    if errors:
+        raise PartnerError(errors=errors)

@@ -17,7 +17,7 @@ from sqlalchemy import inspect as sa_inspect
 from wtforms import SelectField
 from wtforms.validators import DataRequired, Optional
 
-from app.security.scope import SCOPE_FILTERS, ScopedSQLAInterface, ScopeError, check_item
+from app.security.scope import SCOPE_FILTERS, RelationScopeError, ScopedSQLAInterface, ScopeError, check_item
 from app.services import excel
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,19 @@ class ScopedMixin:
             merged.update(getattr(self, attr, None) or {})
             setattr(self, attr, merged)
 
+    def _check_write(self, item):
+        """check_item; on refusal nothing of the half-populated row may reach the database."""
+        try:
+            check_item(item)
+        except ScopeError:
+            self.datamodel.session.rollback()
+            raise
+
     def pre_add(self, item):
-        check_item(item)
+        self._check_write(item)
 
     def pre_update(self, item):
-        check_item(item)
+        self._check_write(item)
 
     def pre_delete(self, item):
         check_item(item)
@@ -199,6 +207,9 @@ class CpmsModelRestApi(ScopedMixin, ModelRestApi):
     def _scoped(self, fn, *args):
         try:
             return fn(*args)
+        except RelationScopeError as exc:  # a relation outside the scope / of another operator
+            self.datamodel.session.rollback()
+            return self.response_422(message={exc.field: [str(exc)]})
         except ScopeError as exc:
             self.datamodel.session.rollback()
             return self.response(403, message=str(exc))

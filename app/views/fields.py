@@ -40,9 +40,14 @@ class PhotosField(MultipleFileField):
     """Image uploads, stored under UPLOAD_FOLDER; populate_obj appends to a JSON list."""
 
     def pre_validate(self, form):
+        from app.views.uploads import check_image
+
+        self._ext = {}
         for f in self.data or []:
             if getattr(f, "filename", "") and os.path.splitext(f.filename)[1].lower() not in IMAGE_EXT:
                 raise ValidationError(_l("Only image files (jpg, png, gif, webp) can be uploaded."))
+            if getattr(f, "filename", ""):
+                self._ext[id(f)] = check_image(f)  # by content (Pillow), not by the name
 
     def populate_obj(self, obj, name):
         folder = current_app.config["UPLOAD_FOLDER"]
@@ -51,7 +56,9 @@ class PhotosField(MultipleFileField):
         for f in self.data or []:
             if not getattr(f, "filename", ""):
                 continue
-            fname = uuid.uuid4().hex + os.path.splitext(f.filename)[1].lower()
+            from app.views.uploads import check_image
+
+            fname = uuid.uuid4().hex + (getattr(self, "_ext", {}).get(id(f)) or check_image(f))
             f.save(os.path.join(folder, fname))
             stored.append(fname)
         obj.photos = stored
@@ -66,6 +73,7 @@ class JSONListSelectField(SelectMultipleField):
 
 class PeriodsWidget:
     def __call__(self, field, **kwargs):
+        from app.extensions import csp_nonce
         from app.models.station import PRICE_LEVEL
 
         value = field._value()
@@ -79,7 +87,7 @@ class PeriodsWidget:
   <thead><tr>{head}</tr></thead><tbody></tbody></table>
 <button type="button" class="btn btn-sm btn-default cpms-add-period">+ {escape(_l("Add period"))}</button>
 <template class="cpms-level-options">{levels}</template>
-<script>
+<script nonce="{escape(csp_nonce())}">
 (function() {{
   var hidden = document.getElementById("{field.id}");
   var table = document.querySelector('table[data-target="{field.id}"]');

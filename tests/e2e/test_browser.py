@@ -1,5 +1,7 @@
 """A person's view: headless Chromium (Debian's package, driven by Playwright) logs in to a real
-server, sees the Chinese menus, opens the stations list and switches to English."""
+server, sees the Chinese menus, opens the stations list and switches to English; every menu screen
+runs under the Content-Security-Policy without a violation or a script error; logout is the
+navbar's POST form."""
 import os
 import shutil
 import socket
@@ -70,4 +72,81 @@ def test_login_menus_and_language_switch(server):
         assert page.locator("th", has_text="Station name").first.is_visible()
         if SHOTS:
             page.screenshot(path=os.path.join(SHOTS, "stations-en.png"), full_page=True)
+        browser.close()
+
+
+# Every CSP violation of the page (and of its frames) lands in window.__cspViolations.
+CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', function (e) {
+  window.__cspViolations.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline') + ' at ' +
+                              (e.sourceFile || '') + ':' + (e.lineNumber || 0));
+});
+"""
+
+
+def _launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])
+
+
+def test_every_menu_screen_runs_under_the_csp_without_violations(app, server):
+    assert CHROMIUM, "Debian's chromium is required for browser tests (apt-get install chromium)"
+    from playwright.sync_api import sync_playwright
+
+    from tests.integration.test_menus import menu_items
+
+    urls = sorted({item[0] for item in menu_items(app)})
+    assert len(urls) > 20, urls
+    # the price periods editor (script built in Python), Swagger UI, the logout page
+    urls += ["/pricetemplateview/add", "/swagger/v1", "/logout/"]
+    problems = []
+    with sync_playwright() as p:
+        browser = _launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.add_init_script(CSP_LISTENER)
+        current = {"url": "/login/"}
+        # console errors, except the browser's own favicon probe (the admin has no favicon)
+        page.on("console", lambda msg: msg.type == "error" and not (msg.location.get("url") or "").endswith(
+            "/favicon.ico") and problems.append(f"{current['url']}: console: {msg.text} ({msg.location.get('url')})"))
+        page.on("pageerror", lambda exc: problems.append(f"{current['url']}: page error: {exc}"))
+        rv = page.goto(server + "/login/")
+        assert "script-src 'self' 'nonce-" in rv.headers.get("content-security-policy", "")  # enforced
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", ADMIN_PASSWORD)
+        page.click("input[type=submit], button[type=submit]")
+        page.wait_for_load_state()
+        details = []  # the first show and edit screen linked from each list
+        for url in ["/"] + urls:
+            current["url"] = url
+            rv = page.goto(server + url)
+            assert rv.status == 200, (url, rv.status)
+            page.wait_for_load_state("networkidle")
+            for violation in page.evaluate("window.__cspViolations"):
+                problems.append(f"{url}: CSP: {violation}")
+            for kind in ("/show/", "/edit/"):
+                href = page.eval_on_selector_all(f"a[href*='{kind}']", "els => els.length ? "
+                                                 "els[0].getAttribute('href') : null")
+                if href and href.startswith("/") and href not in details:
+                    details.append(href)
+        assert len(details) > 10, details
+        for url in details:
+            current["url"] = url
+            rv = page.goto(server + url)
+            assert rv.status == 200, (url, rv.status)
+            page.wait_for_load_state("networkidle")
+            for violation in page.evaluate("window.__cspViolations"):
+                problems.append(f"{url}: CSP: {violation}")
+        assert not problems, "\n".join(problems)
+
+        # logout through the navbar: a POST form with the CSRF token
+        current["url"] = "/ (logout)"
+        page.goto(server + "/stationview/list/")
+        page.click("header .navbar-right a.dropdown-toggle:has(.fa-user)")
+        page.click("form.cpms-logout-form button[type=submit]")
+        page.wait_for_load_state()
+        page.goto(server + "/stationview/list/")
+        assert "/login/" in page.url, page.url
+        assert not problems, "\n".join(problems)
         browser.close()
