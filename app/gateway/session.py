@@ -13,6 +13,7 @@ the pile and its guns go offline. A handler error is logged and never ends the s
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -35,6 +36,9 @@ from app.gateway.ykc import (
     FrameReader,
     HeartbeatAck,
     LoginAck,
+    ParallelPileStartReply,
+    ParallelPileStartRequest,
+    PileStartReply,
     RawFrame,
     TimeSync,
     TransactionRecordAck,
@@ -307,7 +311,12 @@ class PileSession:
             self.gw.state.bms(self.pile, gun, event.message)
 
     def on_pile_start(self, event: FrameEvent) -> None:
-        self.send(self.gw.state.pile_start_request(event.message), event.header)
+        """0x31 / 0xA1 -> 0x32 / 0xA2. The live state this session wrote so far goes to Redis first:
+        the start checks read it there (a 0x13 just before the swipe counts)."""
+        msg = event.message
+        self.gw.state.live.flush()
+        reply = self.gw.state.pile_start_request(msg)
+        self.send(start_reply_for(msg, reply), event.header)
 
     def on_remote_start_reply(self, event: FrameEvent) -> None:
         self.gw.state.remote_reply(event.message, "on_remote_start_reply")
@@ -319,15 +328,23 @@ class PileSession:
         msg = event.message
         self.gw.state.store_bill(self.pile, event.raw, msg)        # committed, or raises: no ack
         self.send(TransactionRecordAck(transaction_serial=msg.transaction_serial, result=0), event.header)
+        from app.services.charging import pile_clock_wrong
+
+        if pile_clock_wrong(msg.transaction_time or msg.end_time, utcnow()):
+            self.send_time_sync()                                 # its clock is off: set it (0x56)
 
     def on_ground_lock(self, event: FrameEvent) -> None:
         self.gw.state.ground_lock(self.pile, event.message)
 
     # --- price push -----------------------------------------------------------------------------------
 
+    def charging(self) -> bool:
+        """A gun of the pile is charging (as its last 0x13 said)."""
+        return any(g.status == "charging" for g in self.pile.connectors.values())
+
     def maybe_push_price(self) -> None:
         """Send a queued 0x58 once no gun is charging."""
-        if not self.price_pending or any(g.status == "charging" for g in self.pile.connectors.values()):
+        if not self.price_pending or self.charging():
             return
         self.price_pending = False
         model = self.gw.state.billing_model(self.pile.station_id)
@@ -341,6 +358,14 @@ class PileSession:
         """Send a bus request's frame; its reply (if any) is routed back by :meth:`_resolve`."""
         redis = self.gw.redis
         body = bytes.fromhex(req.body)
+        if req.frame_type == BillingModelSet.FRAME_TYPE and self.pile is not None and self.charging():
+            # never a 0x58 while a gun charges: queued like the automatic push, sent once idle;
+            # the caller gets an answer without a reply frame (held)
+            self.gw.state.forget_price(self.pile.station_id)
+            self.price_pending = True
+            self._count_command(req, "held")
+            send_reply(redis, req)
+            return
         waiter = None
         if req.expect:
             waiter = Waiter(req, frozenset(req.expect), dict(req.match))
@@ -389,6 +414,18 @@ class PileSession:
 
     def _count_command(self, req: Request, result: str) -> None:
         self.gw.metrics.inc("ykc_gateway_commands_total", type=frame_label(req.frame_type or 0), result=result)
+
+
+def start_reply_for(request, reply):
+    """The answer to a pile-initiated start in the request's own kind: 0xA2 (with the request's
+    parallel serial) for a parallel start (0xA1), 0x32 for 0x31."""
+    parallel = isinstance(request, ParallelPileStartRequest)
+    if parallel == isinstance(reply, ParallelPileStartReply):
+        return reply
+    fields = {f.name: getattr(reply, f.name) for f in dataclasses.fields(PileStartReply)}
+    if parallel:
+        return ParallelPileStartReply(parallel_serial=request.parallel_serial, **fields)
+    return PileStartReply(**fields)
 
 
 HANDLERS = {

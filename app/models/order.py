@@ -67,10 +67,12 @@ START_METHOD_YKC = {"app": 0x01, "card": 0x02, "offline_card": 0x04, "vin": 0x05
 ORDER_EVENT = [
     ("created", N_("Created")),
     ("start_sent", N_("Start sent")),
+    ("start_failed", N_("Start failed")),
     ("started", N_("Started")),
     ("stop_requested", N_("Stop requested")),
     ("stopped", N_("Stopped")),
     ("bill_received", N_("Pile bill received")),
+    ("priced", N_("Priced")),
     ("settled", N_("Settled")),
     ("marked_abnormal", N_("Marked abnormal")),
     ("reviewed", N_("Reviewed")),
@@ -79,6 +81,7 @@ ORDER_EVENT = [
     ("refund", N_("Refund")),
     ("adjust", N_("Amount adjusted")),
     ("pushed", N_("Pushed to partner")),
+    ("clock_skew", N_("Pile clock off")),
     ("note", N_("Note")),
 ]
 
@@ -162,6 +165,8 @@ class ChargeOrder(OperatorMixin, TimestampMixin, db.Model):
     start_requested_at = Column(DateTime)
     started_at = Column(DateTime)
     ended_at = Column(DateTime)
+    pile_started_at = Column(DateTime)                       # the pile's clock (0x3B), kept beside ours
+    pile_ended_at = Column(DateTime)
     settled_at = Column(DateTime)
     paid_at = Column(DateTime)
     pushed_at = Column(DateTime)                             # last successful partner push

@@ -18,21 +18,30 @@ from sqlalchemy import select
 from app.extensions import db, get_redis
 from app.models import Card, ChargeOrder, Connector, Member, MeterSample, OrderEvent, Pile, utcnow
 from app.models.order import ACTIVE_ORDER_STATUSES, START_METHOD_YKC
+from app.services import order_state
+from app.services.errors import (  # ChargingError and the typed start refusals
+    AccountNotActive,
+    BalanceTooLow,
+    ChargingError,
+    GunDisabled,
+    GunFault,
+    GunNotFree,
+    PileNotOnline,
+    StartRefused,
+    ykc_auth_failure,
+)
 
 log = logging.getLogger(__name__)
 
 SAMPLES_KEY = "cpms:samples"
 ACTIVE_KEY = "cpms:active:{serial}"
 STOP_FLAG = "cpms:autostop:{order_id}"
+STOP_SENT = "cpms:stop_sent:{order_id}"   # a stop went out lately: no resend before it expires
 CHARGING = 3  # 0x13 status: 0 offline, 1 fault, 2 idle, 3 charging
 YKC_METHOD = {v: k for k, v in START_METHOD_YKC.items()}
 START_FAILURES = {1: "Pile number does not match", 2: "The gun is already charging", 3: "Device fault",
                   4: "Device offline", 5: "The gun is not plugged in"}
 STOP_FAILURES = {1: "Pile number does not match", 2: "The gun is not charging", 3: "Other error"}
-
-
-class ChargingError(ValueError):
-    """A start or stop that cannot be done; the message says why."""
 
 
 def _cfg(name, default):
@@ -49,15 +58,14 @@ def pile_balance(amount):
 
 
 def event(order, name, user_id=None, remark=None, detail=None, from_status=None):
-    db.session.add(OrderEvent(order=order, operator_id=order.operator_id, event=name, created_by_id=user_id,
-                              remark=(remark or None) and str(remark)[:255], detail=detail,
-                              from_status=from_status, to_status=order.status))
+    """An order event without a status change (:func:`app.services.order_state.record`; a
+    ``start_sent`` reported twice — command reply and gateway hook — is written once)."""
+    return order_state.record(order, name, user_id=user_id, remark=remark, detail=detail, from_status=from_status)
 
 
 def set_status(order, status, name, user_id=None, remark=None, detail=None):
-    previous = order.status
-    order.status = status
-    event(order, name, user_id, remark, detail, from_status=previous)
+    """Move the order through the one transition function (raises IllegalTransition)."""
+    return order_state.transition(order, status, name, user_id=user_id, reason=remark, detail=detail)
 
 
 def active_order(connector_id):
@@ -84,28 +92,64 @@ def _forget(order):
 # --- start -----------------------------------------------------------------------------------------------
 
 
+def _text_hash(raw):
+    return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in raw.items()}
+
+
+def live_start_state(connector):
+    """(pile online, gun status) for the start checks, from the live state the gateway keeps in
+    Redis (written as frames arrive; the database gets them in batches, a second or more later).
+
+    Online: a gateway node holds the pile. The database is asked only when Redis knows nothing of
+    the pile. Gun status: the gun's live hash, else the database; ``None`` (unknown) when the pile is
+    online but the only status there is is the "offline" written when the pile last disconnected
+    (the pile logged in again and has not reported the gun yet: the pile decides)."""
+    from app.gateway.registry import Registry, gun_key, pile_key
+
+    pile = connector.pile
+    redis = get_redis()
+    registry = Registry(redis)
+    pile_live = _text_hash(redis.hgetall(pile_key(pile.code)))
+    owner = registry.owner(pile.code)
+    from_redis = owner is not None or bool(pile_live)
+    online = bool(owner and registry.node_alive(owner[0])) if from_redis else bool(pile.online)
+    gun_live = _text_hash(redis.hgetall(gun_key(connector.code)))
+    status = gun_live.get("status") or connector.status
+    if from_redis and online and status == "offline":
+        reported = gun_live.get("status") == "offline" and gun_live.get("updated_at", "") > pile_live.get(
+            "offline_at", "")                    # a 0x13 said so after the pile's last disconnect
+        if not reported:
+            status = None
+    return online, status
+
+
 def check_start(connector, member, prepaid_amount):
-    """Raise ChargingError unless the gun and the account may start a session."""
+    """Raise a StartRefused subclass (a ChargingError) unless the gun and the account may start a
+    session. Pile and gun state are the live ones (:func:`live_start_state`)."""
     pile = connector.pile
     if not connector.enabled or not pile.enabled:
-        raise ChargingError("This gun is disabled.")
-    if not pile.online or connector.status == "offline":
-        raise ChargingError("The pile is offline.")
-    if connector.status in ("charging", "fault", "reserved"):
-        raise ChargingError(f"The gun is not free (status: {connector.status}).")
+        raise GunDisabled("This gun is disabled.")
+    online, status = live_start_state(connector)
+    if not online or status == "offline":
+        raise PileNotOnline("The pile is offline.")
+    if status == "fault":
+        raise GunFault(f"The gun is not free (status: {status}).")
+    if status in ("charging", "reserved"):
+        raise GunNotFree(f"The gun is not free (status: {status}).")
     if active_order(connector.id) is not None:
-        raise ChargingError("The gun already has a session in progress.")
+        raise GunNotFree("The gun already has a session in progress.")
     if member is not None:
         if member.status != "active":
-            raise ChargingError("The member account is not active.")
+            raise AccountNotActive("The member account is not active.")
         available = Decimal(member.balance or 0)
         wanted = Decimal(prepaid_amount) if prepaid_amount is not None else available
         if prepaid_amount is not None and wanted > available:
-            raise ChargingError(f"The prepaid amount {wanted} exceeds the balance {available}.")
+            raise BalanceTooLow(f"The prepaid amount {wanted} exceeds the balance {available}.")
         if wanted < min_balance():
-            raise ChargingError(f"The balance must be at least {min_balance()} yuan to start.")
+            raise BalanceTooLow(f"The balance must be at least {min_balance()} yuan to start.")
     elif prepaid_amount is not None and Decimal(prepaid_amount) < min_balance():
-        raise ChargingError(f"The prepaid amount must be at least {min_balance()} yuan.")
+        raise BalanceTooLow(f"The prepaid amount must be at least {min_balance()} yuan.")
 
 
 def create_order(connector, *, origin, member=None, card=None, prepaid_amount=None, channel_id=None,
@@ -131,10 +175,30 @@ def create_order(connector, *, origin, member=None, card=None, prepaid_amount=No
     db.session.add(order)
     event(order, "created", user_id, detail={"origin": origin}, from_status=None)
     db.session.flush()
+    return order
+
+
+def _session_committed(order, limit):
+    """After the new order is committed, in this order: its Redis session key, then the end of the
+    previous session's occupation (a unit of work of its own; it never blocks the start). Raises
+    ChargingError when the session key cannot be written (the order is failed: nothing goes to the pile)."""
     from app.services import occupancy
 
-    occupancy.on_session_started(connector.id, now)
-    return order
+    order_id, connector_id, at = order.id, order.connector_id, order.start_requested_at or utcnow()
+    try:
+        _remember(order, limit)
+    except Exception:
+        log.exception("could not index order %s in Redis; the start is refused", order.order_no)
+        try:
+            _fail(order_id, "The platform could not record the session.")
+        except Exception:  # the start-timeout job fails it later
+            log.exception("could not fail order %s", order_id)
+        raise ChargingError("The platform could not record the session.") from None
+    try:
+        occupancy.on_session_started(connector_id, at)
+    except Exception:  # occupancy must never block a start
+        log.exception("ending the previous occupation on connector %s failed", connector_id)
+    return db.session.get(ChargeOrder, order_id)
 
 
 def spend_limit(order, member):
@@ -165,8 +229,8 @@ def start_charge(connector_id, *, origin, member_id=None, card_id=None, prepaid_
                          channel_id=channel_id, partner_id=partner_id, partner_order_no=partner_order_no,
                          user_id=user_id)
     limit = spend_limit(order, member)
-    db.session.commit()
-    _remember(order, limit)
+    db.session.commit()                      # the order row first; then its session key; then the pile
+    order = _session_committed(order, limit)
     order_id = order.id
     try:
         reply = pile_commands.remote_start(connector.code, order.serial, pile_balance(limit or Decimal("9999")),
@@ -208,7 +272,7 @@ def record_start_reply(msg):
     """0x33 (from the command reply or the gateway hook; idempotent)."""
     order = _order_by_serial(msg.transaction_serial, lock=True)
     if order is None or order.status != "starting":
-        db.session.rollback()
+        db.session.commit()          # nothing to write: end the lock (never discard a caller's work)
         return order
     if msg.result == 1:
         event(order, "start_sent", remark="pile accepted")
@@ -223,11 +287,10 @@ def record_start_reply(msg):
 def authorize_pile_start(msg):
     """0x31 → 0x32: a card swiped or a VIN recognised at the pile."""
     from app.gateway.ykc import PileStartReply, codes
+    from app.services.charging_hooks import refusal
 
-    def refuse(reason):
-        return PileStartReply(transaction_serial="0" * 32, pile_code=msg.pile_code, gun=msg.gun,
-                              logical_card="0" * 16, balance=Decimal("0.00"), auth_result=0,
-                              failure_reason=int(reason))
+    def refuse(reason):                   # 0x32, or 0xA2 for a parallel start (0xA1)
+        return refusal(msg, reason)
 
     connector = db.session.scalar(select(Connector).where(Connector.code == f"{msg.pile_code}{msg.gun}"))
     if connector is None:
@@ -250,15 +313,14 @@ def authorize_pile_start(msg):
             return refuse(codes.AuthFailure.ACCOUNT_NOT_FOUND)
     try:
         check_start(connector, member, None)
-    except ChargingError as exc:
+    except StartRefused as exc:
         db.session.rollback()
-        low = "balance" in str(exc)
-        return refuse(codes.AuthFailure.INSUFFICIENT_BALANCE if low else codes.AuthFailure.ACCOUNT_NOT_ALLOWED)
+        return refuse(ykc_auth_failure(exc))
     order = create_order(connector, origin="vin" if msg.start_mode == 3 else "card", member=member, card=card,
                          vin=(msg.vin or None) if msg.start_mode == 3 else None)
     limit = spend_limit(order, member)
-    db.session.commit()
-    _remember(order, limit)
+    db.session.commit()      # the order row first, then its session key, then the 0x32; any failure: refused
+    order = _session_committed(order, limit)
     return PileStartReply(transaction_serial=order.serial, pile_code=msg.pile_code, gun=msg.gun,
                           logical_card=card.logical_no if card else "0" * 16, balance=pile_balance(limit),
                           auth_result=1, failure_reason=0)
@@ -291,6 +353,11 @@ def record_realtime(msg, at=None):
         _transition(order_id, serial, "charging", at, soc=msg.soc)
     elif status in ("charging", "starting") and msg.status != CHARGING and status == "charging":
         _transition(order_id, serial, "stopping", at, remark="the pile stopped charging")
+    elif status == "stopping" and msg.status == CHARGING and _stop_due(r, order_id):
+        from app.tasks.charging_jobs import enqueue_stop
+
+        # the pile missed the stop (it was offline, or the answer was lost): send it again
+        enqueue_stop(order_id, "The pile still reported charging after the stop: stop sent again.")
     limit = active.get("limit")
     if limit and msg.status == CHARGING and Decimal(msg.amount) >= Decimal(limit) \
             and r.set(STOP_FLAG.format(order_id=order_id), "1", nx=True, ex=3600):
@@ -299,10 +366,15 @@ def record_realtime(msg, at=None):
         enqueue_stop(order_id, "The spending limit was reached.")
 
 
+def _stop_due(r, order_id):
+    """True (and the guard set) when no stop went to the pile for CHARGING_STOP_RESEND_SECONDS."""
+    ttl = max(1, int(_cfg("CHARGING_STOP_RESEND_SECONDS", 20)))
+    return bool(r.set(STOP_SENT.format(order_id=order_id), "1", nx=True, ex=ttl))
+
+
 def _transition(order_id, serial, status, at, soc=None, remark=None):
     order = db.session.scalar(select(ChargeOrder).where(ChargeOrder.id == order_id).with_for_update())
-    allowed = {"charging": ("starting",), "stopping": ("charging",)}[status]
-    if order is None or order.status not in allowed:
+    if order is None or not order_state.allowed(order.status, status):
         db.session.rollback()
         return
     if status == "charging":
@@ -314,36 +386,90 @@ def _transition(order_id, serial, status, at, soc=None, remark=None):
 
 
 def flush_samples(batch=5000):
-    """Bulk-insert queued realtime samples and refresh each order's live figures."""
+    """Bulk-insert queued realtime samples and refresh each order's live figures.
+
+    One bad row never blocks the others: a sample that cannot be written (unreadable, its order does
+    not exist, a value the database refuses) is set aside in :data:`DEAD_SAMPLES_KEY` with the reason
+    (:func:`set_aside_samples` shows them) and the rest are written. Only a failure of the database
+    itself puts the batch back for the next run (and raises)."""
     r = get_redis()
     total = 0
     while True:
         raw = r.lpop(SAMPLES_KEY, batch)
         if not raw:
             return total
-        rows = [json.loads(x) for x in raw]
         try:
-            _insert_samples(rows)
+            written, dead = _write_samples(raw)
         except Exception:
-            db.session.rollback()
-            r.lpush(SAMPLES_KEY, *reversed(raw))  # keep them for the next run
+            r.lpush(SAMPLES_KEY, *reversed(raw))  # the database failed as a whole: keep them for the next run
             raise
-        total += len(rows)
+        _set_aside(dead)
+        total += written
         if len(raw) < batch:
             return total
 
 
-def _insert_samples(rows):
+DEAD_SAMPLES_KEY = "cpms:samples:dead"              # JSON {"sample", "reason", "at"}, newest last
+DEAD_SAMPLES_TOTAL = "cpms:samples:dead:total"      # counter (metrics)
+DEAD_SAMPLES_KEEP = 10000
+SAMPLE_DECIMALS = ("voltage", "current", "power", "energy", "energy_with_loss", "amount")
+SAMPLE_INTEGERS = ("soc", "gun_temp", "battery_max_temp", "charged_minutes", "remaining_minutes", "fault_bits")
+
+
+def _sample_row(item):
+    """A queued sample (JSON) as a MeterSample row; ValueError when it is not one."""
+    data = json.loads(item)
+    if not isinstance(data, dict):
+        raise ValueError("not an object")
+    status = data.get("status")
+    row = {"order_id": int(data["order_id"]), "at": datetime.fromisoformat(data["at"]),
+           "status": None if status is None else str(status)}
+    for key in SAMPLE_DECIMALS:
+        row[key] = Decimal(str(data[key])) if data.get(key) is not None else None
+    for key in SAMPLE_INTEGERS:
+        row[key] = int(data[key]) if data.get(key) is not None else None
+    return row
+
+
+def _write_samples(raw):
+    """Write what can be written of one batch (one transaction; each insert in a savepoint).
+    Returns (rows written, [(raw sample, reason)] set aside)."""
+    from sqlalchemy.exc import DataError, IntegrityError
+
+    dead, rows = [], []
+    for item in raw:
+        try:
+            rows.append((item, _sample_row(item)))
+        except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+            dead.append((item, f"unreadable sample: {exc}"[:255]))
+    ids = {row["order_id"] for _, row in rows}
+    known = set(db.session.scalars(select(ChargeOrder.id).where(ChargeOrder.id.in_(ids)))) if ids else set()
+    good = []
+    for item, row in rows:
+        if row["order_id"] in known:
+            good.append((item, row))
+        else:
+            dead.append((item, f"order {row['order_id']} does not exist"))
+
+    def insert(part):
+        if not part:
+            return []
+        try:
+            with db.session.begin_nested():
+                db.session.execute(MeterSample.__table__.insert(), [row for _, row in part])
+            return part
+        except (IntegrityError, DataError) as exc:
+            if len(part) == 1:
+                dead.append((part[0][0], f"refused by the database: {exc.orig}"[:255]))
+                return []
+            half = len(part) // 2
+            return insert(part[:half]) + insert(part[half:])
+
+    written = insert(good)
     latest = {}
-    objects = []
-    for row in rows:
-        row = dict(row)
-        row["at"] = datetime.fromisoformat(row["at"])
-        for key in ("voltage", "current", "power", "energy", "energy_with_loss", "amount"):
-            row[key] = Decimal(row[key]) if row.get(key) is not None else None
-        objects.append(row)
-        latest[row["order_id"]] = row
-    db.session.execute(MeterSample.__table__.insert(), objects)
+    for _, row in written:
+        if row["order_id"] not in latest or latest[row["order_id"]]["at"] <= row["at"]:
+            latest[row["order_id"]] = row
     for order_id, row in latest.items():
         order = db.session.get(ChargeOrder, order_id)
         if order is None or (order.live_updated_at and order.live_updated_at > row["at"]):
@@ -352,8 +478,50 @@ def _insert_samples(rows):
         order.live_soc, order.live_energy, order.live_amount = row["soc"], row["energy"], row["amount"]
         order.live_remaining_minutes, order.live_updated_at = row["remaining_minutes"], row["at"]
         if order.started_at:
-            order.duration_seconds = int((row["at"] - order.started_at).total_seconds())
+            order.duration_seconds = max(0, int((row["at"] - order.started_at).total_seconds()))
     db.session.commit()
+    return len(written), dead
+
+
+def _set_aside(dead):
+    """Keep unwritable samples with their reason (newest DEAD_SAMPLES_KEEP) and count them."""
+    if not dead:
+        return
+    at = utcnow().isoformat(timespec="seconds")
+    pipe = get_redis().pipeline()
+    for item, reason in dead:
+        sample = item.decode(errors="replace") if isinstance(item, bytes) else str(item)
+        pipe.rpush(DEAD_SAMPLES_KEY, json.dumps({"sample": sample, "reason": reason, "at": at}))
+    pipe.ltrim(DEAD_SAMPLES_KEY, -DEAD_SAMPLES_KEEP, -1)
+    pipe.incrby(DEAD_SAMPLES_TOTAL, len(dead))
+    pipe.execute()
+    log.warning("%d realtime sample(s) set aside, e.g. %s", len(dead), dead[0][1])
+
+
+def set_aside_samples(limit=200):
+    """The samples set aside by :func:`flush_samples`, newest first: [{"sample", "reason", "at"}]."""
+    r = get_redis()
+    items = r.lrange(DEAD_SAMPLES_KEY, -limit, -1)
+    return [json.loads(x) for x in reversed(items)]
+
+
+def set_aside_count():
+    """(held now, set aside since the counter began)."""
+    r = get_redis()
+    return r.llen(DEAD_SAMPLES_KEY), int(r.get(DEAD_SAMPLES_TOTAL) or 0)
+
+
+def unprocessed_bills(limit=200):
+    """Bills stored and acknowledged but still ``received`` (their intake failed; :func:`reprocess_bills`
+    retries them): (count, the oldest ``limit`` rows)."""
+    from sqlalchemy import func
+
+    from app.models import PileBill
+
+    received = PileBill.status == "received"
+    count = db.session.scalar(select(func.count()).select_from(PileBill).where(received))
+    rows = db.session.scalars(select(PileBill).where(received).order_by(PileBill.id).limit(limit)).all()
+    return count, rows
 
 
 # --- stop ------------------------------------------------------------------------------------------------
@@ -376,11 +544,12 @@ def stop_charge(order_id, *, by, user_id=None, reason=None):
         event(order, "stop_requested", user_id, remark=reason or f"stop by {by}", detail={"by": by})
     db.session.commit()
     get_redis().hset(ACTIVE_KEY.format(serial=order.serial), "status", "stopping")
+    get_redis().set(STOP_SENT.format(order_id=order.id), "1", ex=max(1, int(_cfg("CHARGING_STOP_RESEND_SECONDS", 20))))
     gun_code, order_id = order.connector.code, order.id
     try:
         reply = pile_commands.remote_stop(gun_code)
     except pile_commands.PileOffline:
-        raise ChargingError("The pile is offline: its bill will close the order when it reconnects.") from None
+        raise ChargingError("The pile is offline: the stop is sent again when it reconnects.") from None
     except pile_commands.CommandTimeout:
         raise ChargingError("The pile did not answer the stop command in time.") from None
     if reply.result != 1 and reply.failure_reason != 2:
@@ -391,9 +560,49 @@ def stop_charge(order_id, *, by, user_id=None, reason=None):
 # --- bill intake -----------------------------------------------------------------------------------------
 
 
+CLOCK_SKEW_LIMIT = 60      # seconds: a pile clock further off than this is set (0x56) and noted on the order
+
+
+def pile_clock_skew(pile_time, platform_time):
+    """Seconds the pile's clock is ahead (+) or behind (-) the platform's; None when one is unknown."""
+    if pile_time is None or platform_time is None:
+        return None
+    return int((pile_time - platform_time).total_seconds())
+
+
+def pile_clock_wrong(pile_time, platform_time):
+    """True when the pile's clock is more than CLOCK_SKEW_LIMIT seconds off (the gateway then sends 0x56)."""
+    skew = pile_clock_skew(pile_time, platform_time)
+    return skew is not None and abs(skew) > CLOCK_SKEW_LIMIT
+
+
+def bill_times(order, msg, received_at):
+    """(started_at, ended_at, skew seconds) of a session on the platform's clock.
+
+    Order times come from one clock, ours: the start is when we saw the pile charging (or the
+    request); the end is that start plus the duration the pile measured (its clock may be off, but
+    it runs), never after the bill reached us. The skew compares the pile's start with ours when we
+    saw the start, else the pile's record time with the bill's arrival."""
+    pile_start, pile_end = msg.start_time, msg.end_time
+    duration = pile_end - pile_start if pile_start and pile_end and pile_end >= pile_start else None
+    started = order.started_at
+    if started is not None:
+        skew = pile_clock_skew(pile_start, started)
+        ended = min(received_at, started + duration) if duration is not None else received_at
+        ended = max(ended, started)
+    else:
+        skew = pile_clock_skew(msg.transaction_time or pile_end, received_at)
+        ended = received_at
+        started = ended - duration if duration is not None else min(order.start_requested_at or ended, ended)
+    return started, ended, skew
+
+
 def record_bill(bill, msg):
     """0x3B, already stored raw (PileBill, unique serial). Matches it to its order once; a bill
-    for an unknown serial creates an order flagged for review. Idempotent."""
+    for an unknown serial creates an order flagged for review. Idempotent.
+
+    Does not depend on other orders: the sample flush sets aside what it cannot write. A bill that
+    fails here stays ``received`` and :func:`reprocess_bills` takes it up again."""
     from app.gateway.ykc import codes
 
     if bill.order_id is not None:
@@ -407,8 +616,13 @@ def record_bill(bill, msg):
         db.session.commit()
         return order
     bill.order_id, bill.status = order.id, "matched" if order.status != "abnormal" else "orphan"
-    order.ended_at = msg.end_time or order.ended_at or utcnow()
-    order.started_at = order.started_at or msg.start_time
+    order.pile_started_at, order.pile_ended_at = msg.start_time, msg.end_time
+    order.started_at, order.ended_at, skew = bill_times(order, msg, bill.received_at or utcnow())
+    if skew is not None and abs(skew) > CLOCK_SKEW_LIMIT:
+        event(order, "clock_skew", remark=f"The pile's clock is {skew:+d} s off the platform's.",
+              detail={"skew_seconds": skew, "pile_started_at": _iso(msg.start_time),
+                      "pile_ended_at": _iso(msg.end_time), "pile_recorded_at": _iso(msg.transaction_time)},
+              from_status=order.status)
     order.stop_reason_code = msg.stop_reason
     order.stop_reason = codes.stop_reason_text(msg.stop_reason)
     order.meter_start, order.meter_stop = msg.meter_start, msg.meter_stop
@@ -443,6 +657,10 @@ def finish_with_bill(order_id):
     return order
 
 
+def _iso(value):
+    return value.isoformat() if value else None
+
+
 def _orphan_order(bill, msg):
     """An order for a bill nobody started here (offline card session, lost start)."""
     from app.services import order_numbers, pricing
@@ -459,7 +677,7 @@ def _orphan_order(bill, msg):
         member_id=card.member_id if card else None, card_id=card.id if card else None,
         card_no=card.logical_no if card else physical, start_method=YKC_METHOD.get(msg.transaction_flag, "card"),
         status="abnormal", needs_review=True, abnormal_reason="Bill for a transaction the platform did not start",
-        started_at=msg.start_time, ended_at=msg.end_time, price_template_id=template.id if template else None,
+        price_template_id=template.id if template else None,
         tariff_snapshot=pricing.snapshot(template) if template else None)
     db.session.add(order)
     event(order, "marked_abnormal", remark=order.abnormal_reason)
@@ -468,6 +686,35 @@ def _orphan_order(bill, msg):
 
 
 # --- watchdogs (cron) ------------------------------------------------------------------------------------
+
+
+def reprocess_bills(now=None, limit=500):
+    """Every bill still ``received`` CHARGING_BILL_REPROCESS_AFTER seconds after it arrived (its intake
+    failed after the 0x40 went out, so the pile will not resend it) goes through :func:`record_bill`
+    again. One failing bill never stops the others. Returns {"processed", "failed"}."""
+    from app.gateway.ykc import decode_frame
+    from app.models import PileBill
+
+    now = now or utcnow()
+    before = now - timedelta(seconds=int(_cfg("CHARGING_BILL_REPROCESS_AFTER", 60)))
+    ids = db.session.scalars(select(PileBill.id).where(PileBill.status == "received", PileBill.received_at <= before)
+                             .order_by(PileBill.id).limit(limit)).all()
+    db.session.commit()
+    counts = {"processed": 0, "failed": 0}
+    for bill_id in ids:
+        try:
+            bill = db.session.get(PileBill, bill_id)
+            if bill is None or bill.status != "received":
+                continue
+            _, msg = decode_frame(bytes.fromhex(bill.raw_hex), strict=False)
+            record_bill(bill, msg)
+            counts["processed"] += 1
+        except Exception:
+            db.session.rollback()        # this job's own transaction (one per bill)
+            counts["failed"] += 1
+            log.exception("reprocessing bill %s failed", bill_id)
+    return counts
+
 
 
 def fail_start_timeouts(now=None):
@@ -505,7 +752,9 @@ def check_stuck_sessions(now=None):
 
 
 def check_missing_bills(now=None):
-    """No bill CHARGING_BILL_MISSING_MINUTES after the stop → abnormal."""
+    """No bill CHARGING_BILL_MISSING_MINUTES after the stop → abnormal. A bill that arrived but is not
+    processed yet is not a missing bill: :func:`reprocess_bills` takes it up."""
+    from app.models import PileBill
     from app.services import order_admin
 
     now = now or utcnow()
@@ -516,6 +765,8 @@ def check_missing_bills(now=None):
         stopped = db.session.scalar(select(OrderEvent.created_at).where(
             OrderEvent.order_id == order.id, OrderEvent.to_status == "stopping").order_by(OrderEvent.id.desc()))
         if stopped and stopped < limit:
+            if order.serial and db.session.scalar(select(PileBill.id).where(PileBill.serial == order.serial)):
+                continue
             order_admin.mark_abnormal(order, "No bill from the pile after the session stopped.")
             db.session.commit()
             _forget(order)

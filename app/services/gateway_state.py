@@ -44,6 +44,7 @@ from app.gateway.ykc import (
 )
 from app.models import Alarm, Connector, ConnectorStatusLog, Pile, PileBill, Station
 from app.models.pile import CARRIER_YKC, NETWORK_TYPE_YKC
+from app.security.scope import platform_scope
 from app.services.charging_hooks import ChargingHooks, overrides, refusal
 from app.services.ykc_pricing import BillingModelError, billing_model_fields
 
@@ -156,7 +157,8 @@ class PileInfo:
 
 
 class DbLane:
-    """At most ``size`` greenlets use the database at once, each in its own app context/session."""
+    """At most ``size`` greenlets use the database at once, each in its own app context/session and
+    in the platform's data scope (``platform_scope("gateway")``: piles act for no user)."""
 
     def __init__(self, app, size: int = 0):
         if size <= 0:
@@ -167,7 +169,7 @@ class DbLane:
 
     @contextmanager
     def __call__(self):
-        with self._sem, self.app.app_context():
+        with self._sem, self.app.app_context(), platform_scope("gateway"):
             try:
                 yield db.session
             except BaseException:
@@ -398,6 +400,14 @@ class GatewayState:
         self._hooked = {name for name in ("on_remote_start_reply", "on_remote_stop_reply", "on_realtime",
                                           "on_bms", "on_ground_lock", "on_transaction_record")
                         if overrides(self.hooks, name)}
+        if metrics is not None:               # realtime samples the flush set aside (cluster-wide, in Redis)
+            metrics.gauge("cpms_samples_set_aside", lambda: self._set_aside_count()[0])
+            metrics.gauge("cpms_samples_set_aside_total", lambda: self._set_aside_count()[1])
+
+    def _set_aside_count(self) -> tuple[int, int]:
+        from app.services.charging import DEAD_SAMPLES_KEY, DEAD_SAMPLES_TOTAL
+
+        return int(self.redis.llen(DEAD_SAMPLES_KEY)), int(self.redis.get(DEAD_SAMPLES_TOTAL) or 0)
 
     # login / logout
 

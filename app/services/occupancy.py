@@ -24,6 +24,12 @@ If Redis loses them, pending occupations are lost (the customer is not charged);
 created live in the database. Database transitions (create, update, finish) lock the charge order row,
 so the gateway hook and the accrual job never create two occupancy orders for one session.
 
+Transactions: no function here rolls back a transaction it did not open. Each database step runs in a
+savepoint (``session.begin_nested()``): a step that fails undoes only itself and raises. The public
+entry points (:func:`end_occupancy`, :func:`settle_occupancy`, :func:`accrue`, the hooks) are units of
+work of their own and commit; call them outside a unit of work of yours (the charging flow calls
+:func:`on_session_started` after the new order is committed).
+
 Time is always passed in (``at_utc`` / ``now``, naive UTC) so tests can compress time.
 Settlement: like a charge — member wallet debit of the fee with idempotency key
 ``occupancy:{occupancy_order.id}`` (arrears allowed, kind ``occupancy``); no member → the order stays
@@ -179,10 +185,11 @@ def on_connector_state(connector_id: int, plugged: bool | None, parked: bool | N
     return None
 
 
-def on_session_started(connector_id: int, at_utc: datetime):
-    """A new session on the connector ends the previous session's occupation."""
+def on_session_started(connector_id: int, at_utc: datetime, session=None):
+    """A new session on the connector ends the previous session's occupation. A unit of work of its own:
+    call it after the new order is committed (it commits, and never rolls back the caller's work)."""
     if get_redis().sismember(PENDING_KEY, str(connector_id)):
-        return end_occupancy(connector_id, at_utc)
+        return end_occupancy(connector_id, at_utc, session)
     return None
 
 
@@ -199,22 +206,21 @@ def _max_hours() -> int:
 
 
 def _upsert(connector_id, state: dict, until: datetime, *, finish: bool, session):
-    """Create or update the occupancy order of the watched session up to ``until``. Commits.
+    """Create or update the occupancy order of the watched session up to ``until``, in a savepoint of
+    the session's transaction (no commit, no rollback of anything but the savepoint).
     Returns the order, or None while within the free minutes (or the session is gone)."""
     order_id = int(state["charge_order_id"])
     ended = _dt(state["ended_at"])
     free, price, unit, cap = _rule(state)
     fee = occupancy_fee(ended, until, free, price, unit, cap)
-    try:
+    with session.begin_nested():
         charge = wallet.lock_row(session, ChargeOrder, order_id)
         if charge is None:
-            session.rollback()
             return None
         occ = session.scalar(select(OccupancyOrder).where(OccupancyOrder.charge_order_id == order_id)
                              .execution_options(populate_existing=True))
         if occ is None:
             if fee.billable_minutes <= 0:
-                session.rollback()
                 return None
             from app.services.order_numbers import new_order_no
 
@@ -232,21 +238,19 @@ def _upsert(connector_id, state: dict, until: datetime, *, finish: bool, session
             if finish:
                 occ.ended_at = until
                 occ.status = "finished"
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return occ
 
 
 def end_occupancy(connector_id: int, at_utc: datetime, session=None):
-    """The space was freed at ``at_utc``: finish (and settle) the occupancy order, stop watching."""
+    """The space was freed at ``at_utc``: finish (and settle) the occupancy order, stop watching.
+    A unit of work: commits what it wrote; a failure undoes its own savepoint only and raises."""
     redis = get_redis()
     session = session or db.session
     state = _decode(redis.hgetall(state_key(connector_id)))
     occ = None
     if state.get("charge_order_id"):
         occ = _upsert(connector_id, state, max(at_utc, _dt(state["ended_at"])), finish=True, session=session)
+        session.commit()
         if occ is not None:
             settle_occupancy(occ.id, session=session)
     pipe = redis.pipeline()
@@ -280,43 +284,48 @@ def accrue(now: datetime | None = None, session=None) -> dict:
                 end_occupancy(connector_id, limit, session)
                 counts["ended"] += 1
             elif _upsert(connector_id, state, now, finish=False, session=session) is not None:
+                session.commit()
                 counts["ongoing"] += 1
-        except Exception:
+        except Exception:          # the failed step undid its own savepoint; the next connector goes on
             counts["errors"] += 1
-            session.rollback()
             log.exception("occupancy accrual failed for connector %s", connector_id)
+            if not session.is_active:      # a failed commit left a dead transaction: nothing in it survives
+                session.rollback()
+    session.commit()
     return counts
 
 
 def settle_occupancy(occupancy_id: int, session=None, now: datetime | None = None):
-    """Settle a finished occupancy order once: wallet debit ``occupancy:{id}``. Commits."""
+    """Settle a finished occupancy order once: wallet debit ``occupancy:{id}``. Commits; a failure
+    undoes its own savepoint only (a debit already booked for it is an IntegrityError: settled before)."""
     session = session or db.session
     now = now or utcnow()
     try:
-        occ = wallet.lock_row(session, OccupancyOrder, occupancy_id)
-        if occ is None or occ.status != "finished":
-            session.rollback()
-            return occ
-        amount = q_amount(occ.amount or 0)
-        if occ.member_id is None and amount > 0:
-            occ.pay_type = occ.pay_type or "partner"
-            session.commit()
-            return occ
-        if amount > 0:
-            wallet.post_entry(occ.member_id, -amount, "occupancy", idempotency_key=f"occupancy:{occ.id}",
-                              remark=f"occupancy {occ.order_no}", allow_negative=True, session=session,
-                              occupancy_order_id=occ.id)
-            occ.pay_type = occ.pay_type or "wallet"
-        occ.paid_amount = amount
-        occ.income_amount = amount - q_amount(occ.discount_amount or 0)
-        occ.pay_status = "paid"
-        occ.paid_at = now
-        occ.status = "settled"
-        session.commit()
+        with session.begin_nested():
+            occ = _settle(session, occupancy_id, now)
     except IntegrityError:
-        session.rollback()
+        session.commit()
         return session.get(OccupancyOrder, occupancy_id, populate_existing=True)
-    except BaseException:
-        session.rollback()
-        raise
+    session.commit()
+    return occ
+
+
+def _settle(session, occupancy_id: int, now: datetime):
+    occ = wallet.lock_row(session, OccupancyOrder, occupancy_id)
+    if occ is None or occ.status != "finished":
+        return occ
+    amount = q_amount(occ.amount or 0)
+    if occ.member_id is None and amount > 0:
+        occ.pay_type = occ.pay_type or "partner"
+        return occ
+    if amount > 0:
+        wallet.post_entry(occ.member_id, -amount, "occupancy", idempotency_key=f"occupancy:{occ.id}",
+                          remark=f"occupancy {occ.order_no}", allow_negative=True, session=session,
+                          occupancy_order_id=occ.id)
+        occ.pay_type = occ.pay_type or "wallet"
+    occ.paid_amount = amount
+    occ.income_amount = amount - q_amount(occ.discount_amount or 0)
+    occ.pay_status = "paid"
+    occ.paid_at = now
+    occ.status = "settled"
     return occ

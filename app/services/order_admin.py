@@ -16,6 +16,10 @@ message fit for the screen.
 - ``reprice``: re-runs pricing from the meter samples (and the bill); within tolerance → finished and
   settled at once; otherwise the order stays abnormal with the new reason. Event ``reviewed`` with the
   pricing result. Without a bill, the platform figure is accepted (the staff review is the check).
+
+Status moves go through :func:`app.services.order_state.transition` (one event each). No action rolls
+back a transaction it did not open: each runs in a SAVEPOINT (:func:`app.services.order_state.savepoint`),
+so a refused action leaves the caller's pending work as it was; a successful one commits.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from sqlalchemy.orm import object_session
 from app.extensions import db
 from app.models import ChargeOrder, OrderEvent
 from app.models.base import utcnow
-from app.services import wallet
+from app.services import order_state, wallet
 from app.services.pricing import Breakdown, PricedPeriod, apply_breakdown, q_amount, q_energy
 
 ACTIONABLE = ("abnormal", "finished")
@@ -38,27 +42,14 @@ class OrderActionError(ValueError):
     """A staff action that cannot be done on this order (message shown to the user)."""
 
 
-def _event(order, event, *, user_id=None, from_status=None, to_status=None, detail=None, remark=None, now=None):
-    ev = OrderEvent(order_id=order.id, operator_id=order.operator_id, event=event, from_status=from_status,
-                    to_status=to_status, detail=detail, remark=remark, created_by_id=user_id,
-                    created_at=now or utcnow())
-    session = object_session(order) or db.session
-    if order.id is None:
-        session.flush()
-        ev.order_id = order.id
-    session.add(ev)
-    return ev
-
-
 def mark_abnormal(order, reason: str, *, user_id=None, session=None, detail=None) -> None:
-    """Flag ``order`` abnormal (needs review) with ``reason``; event ``marked_abnormal``. No commit."""
-    reason = (reason or "Abnormal").strip()
-    from_status = order.status
-    order.status = "abnormal"
-    order.abnormal_reason = reason[:255]
+    """Flag ``order`` abnormal (needs review) with ``reason``; event ``marked_abnormal``. No commit.
+    Raises :class:`~app.services.order_state.IllegalTransition` for a settled order."""
+    reason = (reason or "Abnormal").strip()[:255]
+    order_state.transition(order, "abnormal", "marked_abnormal", user_id=user_id, reason=reason, detail=detail,
+                           session=session)
+    order.abnormal_reason = reason
     order.needs_review = True
-    _event(order, "marked_abnormal", user_id=user_id, from_status=from_status, to_status="abnormal",
-           detail=detail, remark=reason[:255])
     (session or object_session(order) or db.session).flush()
 
 
@@ -117,7 +108,8 @@ def settle_with_figures(order_id, user_id, energy, electricity_fee, service_fee,
     energy = q_energy(_money(energy, "Energy"))
     e_fee = q_amount(_money(electricity_fee, "Electricity fee"))
     s_fee = q_amount(_money(service_fee, "Service fee"))
-    try:
+    opened = not order_state.caller_has_work(session)
+    with order_state.savepoint(session):
         order = _lock_actionable(session, order_id, "settling with given figures")
         before = _figures(order)
         ep = (e_fee / energy).quantize(PRICE_Q, rounding=ROUND_HALF_UP) if energy else Decimal("0")
@@ -125,66 +117,58 @@ def settle_with_figures(order_id, user_id, energy, electricity_fee, service_fee,
         start = order.started_at or order.ended_at or now
         apply_breakdown(order, Breakdown([PricedPeriod(0, start, order.ended_at or start, "manual", ep, sp,
                                                        energy, e_fee, s_fee)], "manual"), session)
-        from_status = order.status
-        order.status = "finished"
         _reviewed(order, user_id, now)
-        _event(order, "manual_settle", user_id=user_id, from_status=from_status, to_status="finished", now=now,
-               remark=remark, detail={"before": before, "after": _figures(order)})
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+        order_state.transition(order, "finished", "manual_settle", user_id=user_id, reason=remark, at=now,
+                               session=session, detail={"before": before, "after": _figures(order)})
+    order_state.commit(session, opened)
     return settle_order(order_id, session=session)
 
 
 def close_without_charge(order_id, user_id, remark=None, *, session=None):
-    """Close the order without charging (payable 0, no wallet movement). Returns the SettlementResult."""
-    from app.services.settlement import settle_order
+    """Close the order without charging (payable 0, no wallet movement). Returns the SettlementResult.
+    The review note (``reviewed``) and the settlement (``settled``, the one status move) are one
+    transaction."""
+    from app.services.settlement import settle_in_transaction
 
     session = session or db.session
     now = utcnow()
-    try:
+    opened = not order_state.caller_has_work(session)
+    with order_state.savepoint(session):
         order = _lock_actionable(session, order_id, "closing without charge")
         _reviewed(order, user_id, now)
-        _event(order, "reviewed", user_id=user_id, from_status=order.status, to_status="settled", now=now,
-               remark=remark, detail={"action": "close_without_charge", "figures": _figures(order)})
-        session.flush()
-    except BaseException:
-        session.rollback()
-        raise
-    # same transaction: settle_order re-locks the row (already ours) and commits both together
-    return settle_order(order_id, session=session, now=now, waive_user_id=user_id, remark=remark)
+        order_state.record(order, "reviewed", user_id=user_id, remark=remark, at=now, session=session,
+                           detail={"action": "close_without_charge", "figures": _figures(order)})
+        result = settle_in_transaction(order_id, session=session, now=now, waive_user_id=user_id, remark=remark)
+    order_state.commit(session, opened)
+    return result
 
 
 def reprice(order_id, user_id, remark=None, *, session=None):
     """Re-run pricing; within tolerance → finished and settled (returns the SettlementResult), else the
-    order stays abnormal (returns the PricingResult)."""
+    order stays abnormal (returns the PricingResult). Either way one ``reviewed`` event (the move)."""
     from app.services.pricing import reprice_order
     from app.services.settlement import settle_order
 
     session = session or db.session
     now = utcnow()
-    try:
+    opened = not order_state.caller_has_work(session)
+    with order_state.savepoint(session):
         order = _lock_actionable(session, order_id, "re-pricing")
         before = _figures(order)
-        from_status = order.status
         result = reprice_order(order, session, finish=False, flag=False)
         detail = {"action": "reprice", "ok": result.ok, "reason": result.reason, "before": before,
                   "after": _figures(order),
                   "comparison": result.comparison.as_dict() if result.comparison else None}
         if result.ok:
-            order.status = "finished"
             _reviewed(order, user_id, now)
+            to_status = "finished"
         else:
-            order.status = "abnormal"
             order.abnormal_reason = (result.reason or "")[:255]
             order.needs_review = True
-        _event(order, "reviewed", user_id=user_id, from_status=from_status, to_status=order.status, now=now,
-               remark=remark, detail=detail)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+            to_status = "abnormal"
+        order_state.transition(order, to_status, "reviewed", user_id=user_id, reason=remark, at=now,
+                               session=session, detail=detail)
+    order_state.commit(session, opened)
     if not result.ok:
         return result
     return settle_order(order_id, session=session)

@@ -151,9 +151,14 @@ def billing_model_message(pile_code: str) -> BillingModelSet:
     return BillingModelSet(pile_code=pile_code, **billing_model_fields(station.price_template))
 
 
-def set_billing_model(pile_code: str, timeout: float | None = None) -> BillingModelSetReply:
-    """0x58 -> 0x57 now (even while charging); the gateway records the model once accepted."""
-    return _call(pile_code, billing_model_message(pile_code), BillingModelSetReply, None, timeout)
+def set_billing_model(pile_code: str, timeout: float | None = None) -> BillingModelSetReply | None:
+    """0x58 -> 0x57 when no gun of the pile is charging; the gateway records the model once accepted.
+
+    While a gun charges the gateway holds it, like the automatic push after a price change, and
+    sends the station's model once the pile is idle: then the result is None (queued)."""
+    answer = bus().call(pile_code, billing_model_message(pile_code), expect=(BillingModelSetReply.FRAME_TYPE,),
+                        timeout=_timeout(timeout))
+    return None if answer is None else answer[1]
 
 
 def time_sync(pile_code: str, timeout: float | None = None) -> TimeSyncReply:
@@ -249,7 +254,8 @@ PANEL_ACTIONS = {
 
 def panel_command(pile_code: str, action: str, gun_no: int | None = None, power_limit: int | None = None):
     """One button of the pile command panel. Returns ``(accepted, reply)``; raises CommandError
-    (PileOffline, CommandTimeout) when the pile cannot be reached and ValueError on bad input."""
+    (PileOffline, CommandTimeout) when the pile cannot be reached and ValueError on bad input.
+    ``reply`` is None for a price push held until no gun is charging (:func:`set_billing_model`)."""
     if action not in PANEL_ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     if action == "reboot":
@@ -259,7 +265,7 @@ def panel_command(pile_code: str, action: str, gun_no: int | None = None, power_
         return True, time_sync(pile_code)
     if action == "push_price":
         reply = set_billing_model(pile_code)
-        return reply.result == 1, reply
+        return (True, None) if reply is None else (reply.result == 1, reply)
     if action == "power_limit":
         reply = work_parameters(pile_code, disabled=False, power_limit=int(power_limit or 100))
         return reply.result == 1, reply

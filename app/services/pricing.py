@@ -15,16 +15,29 @@ Method (:func:`price_samples`)
   bound it (see :func:`reprice_order`).
 - The session window is cut at every tariff period boundary (local clock, across midnight and any
   number of periods); each piece of the window inside one period on one day is a row of the
-  breakdown (``OrderPeriod``).
+  breakdown (``OrderPeriod``). Consecutive pieces with the same level and prices (a valley running
+  through midnight, 23:00-24:00 + 00:00-07:00) are one row: the pile's rate does not change there
+  either, so it takes no meter reading and rounds no amount at that boundary.
 
-Rounding — half up, once, where a figure is final:
-1. The meter reading interpolated at each period boundary is rounded to 4 dp (kWh). A period's
-   energy is the difference of its two (rounded) boundary readings, so the period energies add up
-   exactly to the session energy, and every displayed period energy is final.
-2. Each period's electricity fee and service fee = its final energy × the period's price, rounded
-   to 4 dp (yuan). Anyone can recompute them from the figures shown on the screen.
+Rounding — the pile's convention (YKC 0x3B, ``ykc-protocol.md``), half up, once, where a figure is final:
+1. The meter reading interpolated at each period boundary is rounded to 4 dp (kWh), as the pile's
+   meter reading is (×10^4). A period's energy is the difference of its two (rounded) boundary
+   readings, so the period energies add up exactly to the session energy (meter stop − start), and
+   every displayed period energy is final.
+2. A period's **amount** is what the pile bills for it: its unit price (electricity price + service
+   price, 5 dp each, so the sum is exact — the 0x3B per-period price ×10^5) × its final energy,
+   rounded to 4 dp (yuan, the 0x3B per-period amount ×10^4). It is split into
+   electricity fee = energy × electricity price rounded to 4 dp, and
+   service fee = amount − electricity fee (the remainder; it can differ from energy × service price
+   rounded on its own by 0.0001, and never goes below 0). Rounding the two fees separately and adding
+   them is what made the platform and the pile differ by 0.0001 on most orders.
 3. Order totals are plain sums of those rounded period figures (no further rounding):
-   energy = Σ period energy, electricity_fee = Σ, service_fee = Σ, total_amount = electricity + service.
+   energy = Σ period energy, electricity_fee = Σ, service_fee = Σ, total_amount = electricity + service
+   = Σ period amounts — the pile's total amount whenever both cut the session at the same readings.
+
+Worked example: 12.3457 kWh at 0.62000 + 0.60000 yuan/kWh → amount 12.3457 × 1.22 = 15.061754 →
+15.0618; electricity fee 12.3457 × 0.62 = 7.654334 → 7.6543; service fee 15.0618 − 7.6543 = 7.4075
+(rounded on its own 12.3457 × 0.6 = 7.40742 → 7.4074, and 7.6543 + 7.4074 = 15.0617 ≠ the pile's 15.0618).
 
 The platform figure is authoritative. :func:`compare_with_pile` checks it against the pile's bill;
 a difference over tolerance (``PRICING_TOLERANCE_*``) flags the order abnormal
@@ -209,8 +222,17 @@ class Breakdown:
                 "periods": [p.as_dict() for p in self.periods]}
 
 
+def period_fees(energy, electricity_price, service_price) -> tuple[Decimal, Decimal]:
+    """(electricity fee, service fee) of one period, the pile's way (module doc, rounding 2): the
+    amount = energy × (electricity + service price) rounded once; the service fee is its remainder."""
+    energy, ep, sp = q_energy(energy), q_price(electricity_price), q_price(service_price)
+    amount = q_amount(energy * (ep + sp))
+    electricity = q_amount(energy * ep)
+    return electricity, amount - electricity
+
+
 def _priced(seq, start, end, level, ep, sp, energy) -> PricedPeriod:
-    return PricedPeriod(seq, start, end, level, ep, sp, energy, q_amount(energy * ep), q_amount(energy * sp))
+    return PricedPeriod(seq, start, end, level, ep, sp, energy, *period_fees(energy, ep, sp))
 
 
 def _points(samples, started_at, ended_at, final_energy):
@@ -256,6 +278,18 @@ def _reading_at(times, points, b: datetime) -> Decimal:
     return e0 + (e1 - e0) * part / span
 
 
+def _merge_same_rate(occurrences):
+    """Join consecutive occurrences of the same level and prices (no rate change in between)."""
+    out = []
+    for start, end, period in occurrences:
+        if out and (out[-1][2].level, out[-1][2].electricity_price, out[-1][2].service_price) == (
+                period.level, period.electricity_price, period.service_price):
+            out[-1] = (out[-1][0], end, out[-1][2])
+        else:
+            out.append((start, end, period))
+    return out
+
+
 def price_samples(snap: dict, samples, started_at: datetime | None = None, ended_at: datetime | None = None,
                   final_energy=None) -> Breakdown:
     """Breakdown of a session from meter samples ``[(utc time, cumulative kWh Decimal), ...]``.
@@ -272,6 +306,7 @@ def price_samples(snap: dict, samples, started_at: datetime | None = None, ended
     if occurrences[0][2] is None:
         local = t0.replace(tzinfo=UTC).astimezone(_zone(snap))
         occurrences = [(t0, t1, _period_at(periods, local.hour * 60 + local.minute))]
+    occurrences = _merge_same_rate(occurrences)
     readings = [points[0][1]]
     for _, end, _ in occurrences[:-1]:
         readings.append(q_energy(_reading_at(times, points, end)))
@@ -519,13 +554,18 @@ def reprice_order(order, session=None, *, finish: bool = True, flag: bool = True
     - agreement (or no bill yet) and energy > 0 → ``ok``; with ``finish`` an order that is still
       active (pending..stopping) becomes ``finished`` (ready for settlement). An abnormal order stays
       abnormal (staff move it on: :func:`app.services.order_admin.reprice`).
+      The move writes the order event ``priced`` (from, to, the figures and the comparison).
     - disagreement over tolerance, zero energy, or nothing to price from → not ok; with ``flag`` the
       order is marked abnormal (status abnormal, abnormal_reason, needs_review, an OrderEvent).
+    - a settled order is left alone (its money has moved): not ok, nothing written.
     """
     from app.models.order import ACTIVE_ORDER_STATUSES
+    from app.services import order_state
     from app.services.order_admin import mark_abnormal
 
     session = session or object_session(order) or db.session
+    if order.status == "settled":
+        return PricingResult(False, "The order is settled: its figures are final.", None)
     try:
         breakdown, comparison, bill, problem = price_order(order, session)
     except PricingError as exc:
@@ -540,7 +580,11 @@ def reprice_order(order, session=None, *, finish: bool = True, flag: bool = True
         result = PricingResult(reason is None, reason, breakdown, comparison, bill.id if bill else None)
     if result.ok:
         if finish and order.status in ACTIVE_ORDER_STATUSES:
-            order.status = "finished"
+            bd = result.breakdown
+            order_state.transition(order, "finished", "priced", session=session, detail={
+                "source": bd.source, "energy": str(bd.energy), "electricity_fee": str(bd.electricity_fee),
+                "service_fee": str(bd.service_fee), "total_amount": str(bd.total_amount),
+                "comparison": result.comparison.as_dict() if result.comparison else None})
     elif flag:
         mark_abnormal(order, result.reason, session=session,
                       detail={"comparison": result.comparison.as_dict() if result.comparison else None})

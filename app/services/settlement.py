@@ -31,8 +31,11 @@
 6. status ``settled``, settled_at, paid_at, OrderEvent ``settled``; commit.
 
 Exactly once: the order row lock serialises concurrent runs (both dialects); the wallet idempotency
-key and its unique constraint are the last guard — a losing run's IntegrityError is rolled back and
-the winner's result returned. ``settle_order`` owns its transaction: call it with a clean session.
+key and its unique constraint are the last guard — a losing run's IntegrityError is rolled back (to
+its savepoint) and the winner's result returned. ``settle_order`` commits on success; it never rolls
+back a transaction it did not open (its work runs in a SAVEPOINT, :func:`app.services.order_state.
+savepoint`), so a caller's pending work survives a refused settlement. The status move ``finished →
+settled`` goes through :func:`app.services.order_state.transition` (event ``settled``).
 
 ``enqueue_settlement(order_id)``: RQ job on queue ``settlement``, job id ``settle-{order_id}``
 (a job already waiting or running for the order is reused, so duplicates collapse),
@@ -47,12 +50,11 @@ from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import object_session
 
 from app.extensions import db, get_redis
-from app.models import ChargeOrder, OrderEvent, Payment, WalletEntry
+from app.models import ChargeOrder, Payment, WalletEntry
 from app.models.base import utcnow
-from app.services import discounts, wallet
+from app.services import discounts, order_state, wallet
 from app.services.pricing import breakdown_from_order, q_amount
 
 ZERO = Decimal("0.0000")
@@ -111,53 +113,61 @@ def _test_pause():
         time.sleep(0.05)
 
 
-def _event(order, event, *, from_status=None, to_status=None, detail=None, remark=None, user_id=None):
-    ev = OrderEvent(order_id=order.id, operator_id=order.operator_id, event=event, from_status=from_status,
-                    to_status=to_status, detail=detail, remark=remark, created_by_id=user_id, created_at=utcnow())
-    session = object_session(order) or db.session
-    if order.id is None:
-        session.flush()
-        ev.order_id = order.id
-    session.add(ev)
-    return ev
+def _event(order, event, *, detail=None, remark=None, user_id=None):
+    """An event that does not move the order (e.g. ``refund``); the move itself is ``settled``."""
+    return order_state.record(order, event, detail=detail, remark=remark, user_id=user_id)
 
 
 def settle_order(order_id: int, *, session=None, now=None, waive_user_id=None, remark=None) -> SettlementResult:
     """Settle the order once (see the module doc). Commits.
 
     ``waive_user_id``: staff closing the order without charge (:func:`app.services.order_admin.
-    close_without_charge`): payable 0, no wallet movement, a prepayment is refunded in full."""
+    close_without_charge`): payable 0, no wallet movement, a prepayment is refunded in full.
+
+    The work runs in a SAVEPOINT: a failure (not settleable, a lost race) undoes this function's
+    work only — and the transaction too when this call opened it — never the caller's pending work."""
     session = session or db.session
-    now = now or utcnow()
+    opened = not order_state.caller_has_work(session)
     try:
-        order = wallet.lock_row(session, ChargeOrder, order_id)
-        if order is None:
-            raise NotSettleable(f"Order {order_id} does not exist.")
-        if order.status == "settled":
-            result = _result(order, session, True)
-            session.rollback()
-            return result
-        if order.status != "finished" and waive_user_id is None:
-            raise NotSettleable(f"Order {order.order_no} is {order.status}: only finished orders are settled.")
-        entry = _settle_locked(order, session, now, waive_user_id, remark)
-        result = _result(order, session, False, entry.id if entry is not None else 0)
-        result.wallet_entry_id = entry.id if entry is not None else None
-        _test_pause()
-        session.commit()
+        with order_state.savepoint(session):
+            result = settle_in_transaction(order_id, session=session, now=now, waive_user_id=waive_user_id,
+                                           remark=remark)
     except IntegrityError:
-        session.rollback()
+        # a concurrent run booked the debit first (unique idempotency key): return the winner's result
         order = session.get(ChargeOrder, order_id, populate_existing=True)
         if order is not None and order.status == "settled":
-            return _result(order, session, True)
+            result = _result(order, session, True)
+            order_state.end_own_transaction(session, opened)
+            return result
         raise
-    except BaseException:
-        session.rollback()
-        raise
+    if result.already:
+        order_state.end_own_transaction(session, opened)   # nothing written: release our lock
+        return result
+    _test_pause()
+    order_state.commit(session, opened)
+    return result
+
+
+def settle_in_transaction(order_id: int, *, session=None, now=None, waive_user_id=None,
+                          remark=None) -> SettlementResult:
+    """:func:`settle_order` without the commit: lock, checks, money, the ``settled`` move, flush.
+    For callers that settle as part of their own unit of work (run it in a savepoint)."""
+    session = session or db.session
+    now = now or utcnow()
+    order = wallet.lock_row(session, ChargeOrder, order_id)
+    if order is None:
+        raise NotSettleable(f"Order {order_id} does not exist.")
+    if order.status == "settled":
+        return _result(order, session, True)
+    if order.status != "finished" and waive_user_id is None:
+        raise NotSettleable(f"Order {order.order_no} is {order.status}: only finished orders are settled.")
+    entry = _settle_locked(order, session, now, waive_user_id, remark)
+    result = _result(order, session, False, entry.id if entry is not None else 0)
+    result.wallet_entry_id = entry.id if entry is not None else None
     return result
 
 
 def _settle_locked(order, session, now, waive_user_id, remark):
-    from_status = order.status
     total = q_amount(order.total_amount or 0)
     if waive_user_id is None:
         breakdown = breakdown_from_order(order)
@@ -207,7 +217,6 @@ def _settle_locked(order, session, now, waive_user_id, remark):
     order.paid_amount = paid
     order.pay_status = pay_status
     order.paid_at = now
-    order.status = "settled"
     order.settled_at = now
     if waive_user_id is not None:
         detail["action"] = "close_without_charge"
@@ -215,8 +224,8 @@ def _settle_locked(order, session, now, waive_user_id, remark):
         detail["discounts"] = found.detail
     if entry is not None:
         detail["wallet_entry_id"] = entry.id
-    _event(order, "settled", from_status=from_status, to_status="settled", detail=detail, user_id=waive_user_id,
-           remark=remark)
+    order_state.transition(order, "settled", "settled", detail=detail, user_id=waive_user_id, reason=remark,
+                           at=now, session=session)
     session.flush()
     return entry
 

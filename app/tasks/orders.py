@@ -3,8 +3,10 @@
 Occupancy accrual lives here; the start-timeout, stuck-session and missing-bill watchdogs of the
 charging flow are added beside it.
 """
+from app.security.scope import platform_job
 
 
+@platform_job("occupancy-accrual")
 def accrue_occupancy(now=None):
     """Every minute: start / update / end occupancy orders from the last known connector states."""
     from datetime import datetime

@@ -18,7 +18,17 @@ CATEGORIES = [
 def menu_entries():
     """(view class, menu name, label, icon, category) in menu order."""
     from app.security.views import DepartmentView, PostView, RoleDataScopeView
-    from app.views import finance, home_pages, interconnect, marketing, orders, reports, stations, system
+    from app.views import (
+        fault_queues,
+        finance,
+        home_pages,
+        interconnect,
+        marketing,
+        orders,
+        reports,
+        stations,
+        system,
+    )
 
     return [
         (home_pages.DashboardView, "Dashboard", _l("Dashboard"), "fa-dashboard", "Home"),
@@ -40,6 +50,7 @@ def menu_entries():
         (orders.OccupancyOrderView, "Occupancy orders", _l("Occupancy orders"), "fa-car", "Orders"),
         (orders.AbnormalOrderView, "Abnormal orders", _l("Abnormal orders"), "fa-exclamation-triangle",
          "Orders"),
+        (fault_queues.SetAsideDataView, "Set-aside data", _l("Set-aside data"), "fa-inbox", "Orders"),
         (finance.InvoiceView, "Invoices", _l("Invoices"), "fa-file-text-o", "Finance"),
         (finance.ChannelView, "Channels", _l("Channels"), "fa-sitemap", "Finance"),
         (finance.MemberView, "Members", _l("Members"), "fa-users", "Finance"),

@@ -68,6 +68,9 @@ class PileCommandView(BaseView):
         except (pile_commands.CommandError, ValueError) as exc:
             flash(str(exc), "danger")
         else:
+            if reply is None:
+                flash(_("A gun is charging: the price will be sent to the pile once no gun is charging."), "info")
+                return redirect(url_for(f"{VIEW_NAME}.panel", pk=pk))
             level = "success" if accepted else "warning"
             text = _("The pile accepted the command.") if accepted else _("The pile refused the command.")
             flash(f"{text} {type(reply).__name__}: {to_jsonable(reply)}", level)

@@ -91,3 +91,64 @@ def _get(opener, url):
             return rv.status, rv.read().decode()
     except OSError:
         return 0, ""
+
+
+# --- `run.py worker`: its children stop with it (issue 8 §4) ---------------------------------------------
+
+
+def _children(pid):
+    """Pids of the live (not zombie) processes whose parent is ``pid``, from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            status = _proc_status(int(entry))
+            if status and status.get("PPid") == str(pid) and not status.get("State", "").startswith("Z"):
+                found.append(int(entry))
+    return found
+
+
+def _proc_status(pid):
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in fh if ":\t" in line)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def _gone(pid):
+    status = _proc_status(pid)
+    return status is None or status.get("State", "").startswith("Z")
+
+
+def test_worker_children_stop_with_it(tmp_path):
+    """SIGTERM and SIGKILL of ``python run.py worker``: its RQ scheduler process does not outlive it
+    and gives the scheduler lock back (the next worker schedules retries at once)."""
+    from app.extensions import start_embedded_redis
+
+    url = start_embedded_redis(str(tmp_path / "redis"))          # its own Redis: the scheduler lock is free
+    env = dict(os.environ, REDIS_URL=url, CPMS_CONFIG="test", INSTANCE_DIR=str(tmp_path), PYTHONUNBUFFERED="1")
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        _worker_stopped_by(sig, env, redis.Redis.from_url(url), tmp_path / f"worker-{sig.name}.log")
+
+
+def _worker_stopped_by(sig, env, r, log_path):
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "run.py", "worker"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+    children = []
+    try:
+        wait_for(lambda: _children(proc.pid) or proc.poll() is not None, 60, "the scheduler process")
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        children += _children(proc.pid)
+        wait_for(lambda: r.exists("rq:scheduler-lock:default"), 30, "the scheduler lock")
+        proc.send_signal(sig)
+        proc.wait(30)
+        wait_for(lambda: all(_gone(c) for c in children), 15, f"the children gone after {sig.name}")
+        wait_for(lambda: not r.exists("rq:scheduler-lock:default"), 15, f"the lock released after {sig.name}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for child in children:                   # never leave one behind, even when the test fails
+            if not _gone(child):
+                os.kill(child, signal.SIGKILL)

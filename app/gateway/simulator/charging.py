@@ -1,11 +1,19 @@
 """A virtual pile's charging session: power curve, SOC growth, energy and money split by the
-billing model's half-hour rate indexes, and the 0x3B transaction record at the end. No I/O."""
+billing model's half-hour rate indexes, and the 0x3B transaction record at the end. No I/O.
+
+Billing like a YKC pile (``ykc-protocol.md``: prices ×10^5, energies and amounts ×10^4 in 0x3B):
+the meter runs unrounded; at every change of rate index its reading is taken to 4 dp (kWh,
+half up), so a period's energy is the difference of two 4-dp readings and the per-period energies
+add up exactly to meter stop − meter start. Each rate's amount = its unit price (electricity +
+service, 5 dp) × its energy, rounded half up to 4 dp, once; the total amount is the sum of those.
+A step of charging that crosses a half-hour boundary is split over both periods in proportion to
+time (constant power within a step)."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from app.gateway.ykc import BillingModelReply, BillingModelSet, RealtimeData, TransactionRecord, utc_to_beijing
@@ -42,6 +50,25 @@ def _q(value: Decimal, unit: Decimal) -> Decimal:
     return value.quantize(unit, rounding=ROUND_HALF_UP)
 
 
+def rate_pieces(model, start: datetime, end: datetime) -> list[tuple[int, timedelta]]:
+    """[(rate index, duration)] of the window [start, end) cut at the model's half-hour slots."""
+    if model is None or end <= start:
+        return [(rate_index_at(model, end), end - start)]
+    out: list[tuple[int, timedelta]] = []
+    t = start
+    while t < end:
+        local = utc_to_beijing(t)
+        slot = local.replace(minute=local.minute // 30 * 30, second=0, microsecond=0)
+        piece_end = min(t + (slot + timedelta(minutes=30) - local), end)
+        index = rate_index_at(model, t)
+        if out and out[-1][0] == index:
+            out[-1] = (index, out[-1][1] + (piece_end - t))
+        else:
+            out.append((index, piece_end - t))
+        t = piece_end
+    return out
+
+
 @dataclass
 class ChargeSession:
     """One charge on one gun. ``advance`` integrates power over elapsed (simulated) time."""
@@ -56,9 +83,12 @@ class ChargeSession:
     flag: int = FLAG_APP
     vin: str = ""
     card: bytes = bytes(8)
-    energy_by_rate: list[Decimal] = field(default_factory=lambda: [Decimal(0)] * 4)
-    amount_by_rate: list[Decimal] = field(default_factory=lambda: [Decimal(0)] * 4)
+    energy_by_rate: list[Decimal] = field(default_factory=lambda: [Decimal(0)] * 4)    # unrounded
     price_by_rate: list[Decimal] = field(default_factory=lambda: [Decimal(0)] * 4)
+    # per-rate energy of the finished periods (differences of 4-dp meter readings) and the open one
+    closed_energy: list[Decimal] = field(default_factory=lambda: [Decimal(0)] * 4)
+    open_index: int | None = None
+    open_reading: Decimal = Decimal(0)
     seconds: float = 0.0
     power_kw: float = 0.0
     voltage: float = 0.0
@@ -71,7 +101,23 @@ class ChargeSession:
 
     @property
     def amount(self) -> Decimal:
-        return sum(self.amount_by_rate, Decimal(0))
+        return sum(self.billed()[1], Decimal(0))
+
+    def _enter(self, index: int) -> None:
+        """The meter passes into rate ``index``: close the open period at the 4-dp reading."""
+        if self.open_index == index:
+            return
+        reading = _q(self.energy, KWH)
+        if self.open_index is not None:
+            self.closed_energy[self.open_index] += reading - self.open_reading
+        self.open_index, self.open_reading = index, reading
+
+    def billed(self) -> tuple[list[Decimal], list[Decimal]]:
+        """Per-rate (energies kWh 4 dp, amounts yuan 4 dp) as the pile bills them now."""
+        energies = list(self.closed_energy)
+        if self.open_index is not None:
+            energies[self.open_index] += _q(self.energy, KWH) - self.open_reading
+        return energies, [_q(e * p, YUAN) for e, p in zip(energies, self.price_by_rate, strict=True)]
 
     def advance(self, seconds: float, now: datetime, model, power_limit_pct: int = 100,
                 rng: random.Random | None = None) -> None:
@@ -85,14 +131,19 @@ class ChargeSession:
         self.voltage = round(350 + self.soc * 1.2, 1)
         self.current = round(power * 1000 / self.voltage, 1)
         kwh = Decimal(str(round(power * seconds / 3600, 6)))
-        index = rate_index_at(model, now)
         if model is not None:
             self.price_by_rate = unit_prices(model)
-        else:
-            self.price_by_rate[index] = DEFAULT_UNIT_PRICE
-        price = self.price_by_rate[index]
-        self.energy_by_rate[index] += kwh
-        self.amount_by_rate[index] += kwh * price
+        pieces = rate_pieces(model, now - timedelta(seconds=seconds), now)
+        total = sum((d for _, d in pieces), timedelta(0))
+        left = kwh
+        for n, (index, duration) in enumerate(pieces):
+            if model is None:
+                self.price_by_rate[index] = DEFAULT_UNIT_PRICE
+            part = left if n == len(pieces) - 1 else kwh * Decimal(duration / timedelta(microseconds=1)) / Decimal(
+                total / timedelta(microseconds=1))
+            self._enter(index)
+            self.energy_by_rate[index] += part
+            left -= part
         self.seconds += seconds
         self.soc = min(100.0, self.soc + float(kwh) / self.battery_kwh * 100)
         if self.soc >= 100:
@@ -113,8 +164,7 @@ class ChargeSession:
     def bill(self, pile_code: str, gun: str, ended_at: datetime, stop_reason: int) -> TransactionRecord:
         """The 0x3B record: per-rate energies and amounts, totals equal to their sums."""
         fields = {}
-        energies = [_q(e, KWH) for e in self.energy_by_rate]
-        amounts = [_q(a, YUAN) for a in self.amount_by_rate]
+        energies, amounts = self.billed()
         for index, name in enumerate(RATE_NAMES):
             fields[f"{name}_price"] = self.price_by_rate[index]
             fields[f"{name}_energy"] = energies[index]
