@@ -118,3 +118,14 @@ def api_token(app, username, password):
 def csrf_token(html):
     m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
     return m.group(1) if m else None
+
+
+@pytest.fixture
+def money_invariants(app):
+    """For fault-injection modules (``pytestmark = pytest.mark.usefixtures("money_invariants")``): after
+    the test, every wallet equals its ledger, no order is settled twice and no earlier order is touched."""
+    from tests.integration.money_invariants import assert_money_invariants, snapshot_orders
+
+    before = snapshot_orders(app)
+    yield
+    assert_money_invariants(app, untouched=before)

@@ -61,6 +61,31 @@ def fetch(app, statement):
         return db.session.execute(statement).all()
 
 
+def process_env(app, **extra) -> dict:
+    """Environment for a real ``run.py`` child on the test database and Redis."""
+    env = dict(os.environ, CPMS_CONFIG="test", DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+               REDIS_URL=app.config["REDIS_URL"], INSTANCE_DIR=app.config["INSTANCE_DIR"])
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class WorkerProcess:
+    """A real ``python run.py worker`` (settlement, stops) with its output in a log file."""
+
+    def __init__(self, app, name: str, **overrides):
+        self.log_path = Path(app.config["INSTANCE_DIR"]) / f"worker-{name}.log"
+        with open(self.log_path, "w") as out:
+            self.proc = subprocess.Popen([sys.executable, "run.py", "worker"], cwd=ROOT,
+                                         env=process_env(app, **overrides), stdout=out, stderr=subprocess.STDOUT)
+
+    def log(self, tail: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-tail:]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(15)
+
+
 class GatewayProcess:
     """``python run.py gateway`` with test settings; its output goes to a log file."""
 

@@ -24,8 +24,10 @@ from app.gateway.ykc import PileStartRequest, RealtimeData, TransactionRecord, u
 from app.models import Card, ChargeOrder, Connector, Member, Pile, PileBill, WalletEntry
 from app.services import charging
 from app.services.wallet import ledger_balance
-from tests.integration.gateway.conftest import ROOT, TOU, GatewayProcess, fetch, wait_until
+from tests.integration.gateway.conftest import ROOT, TOU, GatewayProcess, WorkerProcess, fetch, wait_until
 from tests.integration.gateway.ykc_client import PileClient
+
+pytestmark = pytest.mark.usefixtures("money_invariants")  # checked after every fault
 
 HOOKS = {"CHARGING_HOOKS": "app.services.charging:OrderHooks", "CHARGING_SAMPLE_FLUSH_INTERVAL": "0.2",
          "GATEWAY_COMMAND_TIMEOUT": "5"}
@@ -40,13 +42,9 @@ def order_gateway(app, redis, gw_station):
 
 @pytest.fixture(scope="module")
 def worker(app):
-    env = dict(os.environ, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=app.config["REDIS_URL"],
-               INSTANCE_DIR=app.config["INSTANCE_DIR"], CPMS_CONFIG="test")
-    proc = subprocess.Popen([sys.executable, "run.py", "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = WorkerProcess(app, "e2e")
     yield proc
-    proc.terminate()
-    proc.wait(15)
+    proc.stop()
 
 
 def rich_member(app, operator_id, minimum=Decimal("50")):

@@ -37,7 +37,17 @@ from app.models.base import utcnow
 from app.services import charging
 from app.services.gateway_state import live_pile
 from app.services.wallet import ledger_balance
-from tests.integration.gateway.conftest import ROOT, GatewayProcess, fetch, free_port, wait_until
+from tests.integration.gateway.conftest import (
+    ROOT,
+    GatewayProcess,
+    WorkerProcess,
+    fetch,
+    free_port,
+    process_env,
+    wait_until,
+)
+
+pytestmark = pytest.mark.usefixtures("money_invariants")  # checked after every fault
 
 HB = 2.0                                     # pile heartbeat interval of both nodes (seconds)
 NODE_ENV = {"CHARGING_HOOKS": "app.services.charging:OrderHooks", "GATEWAY_HEARTBEAT_INTERVAL": HB,
@@ -122,23 +132,12 @@ def _close(sock):
     sock.close()
 
 
-def process_env(app, **extra):
-    env = dict(os.environ, CPMS_CONFIG="test", DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-               REDIS_URL=app.config["REDIS_URL"], INSTANCE_DIR=app.config["INSTANCE_DIR"])
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
-
-
 @pytest.fixture(scope="module")
 def worker(app):
     """A real ``python run.py worker`` (stops sent again, settlement)."""
-    log_path = os.path.join(app.config["INSTANCE_DIR"], f"worker-death-{uuid.uuid4().hex[:6]}.log")
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "run.py", "worker"], cwd=ROOT, env=process_env(app),
-                                stdout=log, stderr=subprocess.STDOUT)
-    yield proc
-    proc.terminate()
-    proc.wait(15)
+    proc = WorkerProcess(app, f"death-{uuid.uuid4().hex[:6]}")
+    yield proc.proc
+    proc.stop()
 
 
 def order_row(app, order_id):

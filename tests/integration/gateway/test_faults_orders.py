@@ -23,6 +23,7 @@ import sys
 import urllib.request
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -32,7 +33,15 @@ from app.gateway.registry import Registry
 from app.gateway.ykc import PileStartRequest, RealtimeData, utcnow
 from app.models import Card, ChargeOrder, Connector, Member, MeterSample, OrderEvent, Pile, PileBill, Station
 from app.services import charging, occupancy
-from tests.integration.gateway.conftest import ROOT, TOU, GatewayProcess, fetch, remove_test_station, wait_until
+from tests.integration.gateway.conftest import (
+    ROOT,
+    TOU,
+    GatewayProcess,
+    WorkerProcess,
+    fetch,
+    remove_test_station,
+    wait_until,
+)
 from tests.integration.gateway.test_charging_e2e import (
     ENERGY,
     HOOKS,
@@ -44,6 +53,9 @@ from tests.integration.gateway.test_charging_e2e import (
     started_order,
 )
 from tests.integration.gateway.ykc_client import PileClient
+from tests.integration.money_invariants import assert_money_invariants
+
+pytestmark = pytest.mark.usefixtures("money_invariants")  # checked after every fault
 
 OCC_PREFIX = "7700000100"           # this module's piles: 77000001000001 ...
 
@@ -94,16 +106,9 @@ def fault_gateway(app, redis, gw_station):
 
 @pytest.fixture(scope="module")
 def worker(app):
-    env = dict(os.environ, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=app.config["REDIS_URL"],
-               INSTANCE_DIR=app.config["INSTANCE_DIR"], CPMS_CONFIG="test")
-    log_path = os.path.join(app.config["INSTANCE_DIR"], "worker-faults.log")
-    with open(log_path, "w") as out:
-        proc = subprocess.Popen([sys.executable, "run.py", "worker"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-        proc.log_path = log_path
-        yield proc
-        proc.terminate()
-        proc.wait(15)
+    proc = WorkerProcess(app, "faults")
+    yield proc
+    proc.stop()
 
 
 def _reset_occupancy(connector_id):
@@ -136,8 +141,7 @@ def wait_settled(app, order_id, node, timeout=60.0, message="settled"):
         order = order_row(app, order_id)
         events = [(e.event, e.from_status, e.to_status, e.remark) for (e,) in fetch(
             app, select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id))]
-        with open(os.path.join(app.config["INSTANCE_DIR"], "worker-faults.log")) as f:
-            worker_log = f.read()[-3000:]
+        worker_log = (Path(app.config["INSTANCE_DIR"]) / "worker-faults.log").read_text(errors="replace")[-3000:]
         raise AssertionError(f"{message}: order {order_id} is {order.status}; events {events}; "
                              f"gateway log: {node.log()}; worker log: {worker_log}") from None
 
@@ -154,9 +158,9 @@ def assert_settled_once(app, order_id):
 # --- §1: a start either commits an order or is refused -------------------------------------------------------
 
 
-def test_back_to_back_staff_starts_on_a_plugged_gun_at_an_occupancy_station(app, redis, fault_gateway, worker,
-                                                                             occ_station):
-    code = occ_station["codes"][0]
+@pytest.mark.parametrize("fees", ["occupancy", "plain"])
+def test_back_to_back_staff_starts_on_a_plugged_gun(app, redis, fault_gateway, worker, occ_station, piles, fees):
+    code = occ_station["codes"][0] if fees == "occupancy" else piles()
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.gateway.simulator", "--port", str(fault_gateway.port), "--codes", code,
          "--guns", "2", "--heartbeat", "1", "--realtime-charging", "0.3", "--realtime-idle", "1",
@@ -182,7 +186,7 @@ def test_back_to_back_staff_starts_on_a_plugged_gun_at_an_occupancy_station(app,
             with app.app_context():
                 charging.stop_charge(order_id, by="staff", user_id=1)
             wait_settled(app, order_id, fault_gateway, message=f"session {session_no} settled")
-            if session_no == 1:           # the car stays: the gun is still plugged, the occupation is watched
+            if session_no == 1 and fees == "occupancy":   # the car stays: the gun is plugged, the occupation watched
                 assert watched(redis, connector.id)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -194,11 +198,12 @@ def test_back_to_back_staff_starts_on_a_plugged_gun_at_an_occupancy_station(app,
     assert len({o.serial for o in orders}) == 2
     for order_id in order_ids:
         assert_settled_once(app, order_id)
+    assert_money_invariants(app, serials=[o.serial for o in orders])
 
 
-def test_back_to_back_card_starts_on_a_plugged_gun_at_an_occupancy_station(app, redis, fault_gateway, worker,
-                                                                            occ_station):
-    code = occ_station["codes"][1]
+@pytest.mark.parametrize("fees", ["occupancy", "plain"])
+def test_back_to_back_card_starts_on_a_plugged_gun(app, redis, fault_gateway, worker, occ_station, piles, fees):
+    code = occ_station["codes"][1] if fees == "occupancy" else piles()
     connector = connector_of(app, code)
     with app.app_context():
         card = db.session.scalar(select(Card).join(Member, Card.member_id == Member.id).where(
@@ -228,7 +233,7 @@ def test_back_to_back_card_starts_on_a_plugged_gun_at_an_occupancy_station(app, 
             pile.send(bill_for(code, serial))
             assert pile.expect(0x40, transaction_serial=serial)[1].result == 0
             wait_settled(app, order.id, fault_gateway, message=f"session {session_no} settled")
-            if session_no == 1:
+            if session_no == 1 and fees == "occupancy":
                 assert watched(redis, connector.id)
     with app.app_context():
         _reset_occupancy(connector.id)
@@ -236,6 +241,7 @@ def test_back_to_back_card_starts_on_a_plugged_gun_at_an_occupancy_station(app, 
     assert [o.serial for o in orders] == serials and len(set(serials)) == 2
     for order in orders:
         assert_settled_once(app, order.id)
+    assert_money_invariants(app, serials=serials)
 
 
 def test_a_start_that_cannot_create_its_order_is_refused_and_nothing_else(app, redis, fault_gateway, occ_station):

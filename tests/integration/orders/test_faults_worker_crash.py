@@ -15,6 +15,7 @@ import time
 import uuid
 from decimal import Decimal
 
+import pytest
 from rq.cron import CronScheduler
 from rq.job import Job
 
@@ -22,7 +23,10 @@ from app.extensions import get_redis
 from app.models import ChargeOrder
 from app.services.settlement import PAUSE_ENV, enqueue_settlement
 from app.services.wallet import ledger_balance
+from tests.integration.gateway.conftest import process_env
 from tests.integration.orders.test_settlement import ROOT, balance, entries, fresh, make_order, new_member
+
+pytestmark = pytest.mark.usefixtures("money_invariants")  # checked after every fault
 
 CRON = """from rq import cron
 
@@ -30,13 +34,6 @@ from app.tasks.settlement import settle_stalled
 
 cron.register(settle_stalled, queue_name="settlement", interval=1)
 """
-
-
-def process_env(app, **extra):
-    env = dict(os.environ, CPMS_CONFIG="test", REDIS_URL=app.config["REDIS_URL"],
-               INSTANCE_DIR=app.config["INSTANCE_DIR"], DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"])
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
 
 
 def start(app, role, log_dir, **extra):
