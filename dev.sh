@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # One entry point for newcomers:
 #   ./dev.sh run [args]   set up and run the platform (web, gateway, worker, cron) on embedded defaults
+#                         (installs requirements.txt: production only)
 #   ./dev.sh test [args]  set up and run the whole test suite (pytest args pass through)
+#                         (installs requirements-dev.txt: production + test and lint tools)
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 
 setup() {
+  # $1: the requirements file to install (requirements.txt or requirements-dev.txt, which includes it)
+  local reqs=$1
   if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
   fi
-  local stamp=.venv/.requirements.sha
+  local stamp=".venv/.${reqs%.txt}.sha"
   local want
-  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  want=$(cat requirements.txt "$reqs" | sha256sum | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -r requirements.txt
+    .venv/bin/python -m pip install -q -r "$reqs"
     echo "$want" > "$stamp"
   fi
   # ECharts for the order/report charts: vendored from npm, never a CDN (not committed)
@@ -40,11 +44,11 @@ cmd=${1:-}
 shift || true
 case "$cmd" in
   run)
-    setup
+    setup requirements.txt
     exec .venv/bin/python run.py "$@"
     ;;
   test)
-    setup
+    setup requirements-dev.txt
     browser_setup
     set +e
     .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

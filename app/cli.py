@@ -1,5 +1,6 @@
-"""Flask CLI commands: init-security, create-admin-user, demo-data, setup (all of them).
-Each runs as the platform, in its named :func:`app.security.scope.platform_scope`."""
+"""Flask CLI commands: init-security, create-platform-admin, demo-data, setup (migrate, permissions,
+admin; demo data only with ``--demo``). Each runs as the platform, in its named
+:func:`app.security.scope.platform_scope`."""
 import click
 from flask import current_app
 from flask.cli import with_appcontext
@@ -16,7 +17,7 @@ def register_cli(app):
         from app.services.accounts import sync_roles_and_permissions
 
         sync_roles_and_permissions()
-        click.echo("roles and permissions synced")
+        click.echo(permissions_summary())
 
     @app.cli.command("create-platform-admin")
     @click.option("--username", default=None)
@@ -40,14 +41,33 @@ def register_cli(app):
         click.echo(summary)
 
     @app.cli.command("setup")
-    @click.option("--demo/--no-demo", default=True)
+    @click.option("--demo/--no-demo", default=False, help="Also load the demo data (a demo system only).")
     @with_appcontext
     def setup(demo):
-        """Migrate, sync permissions, create the admin, load demo data on first start."""
+        """Migrate, sync roles and permissions, create the admin; demo data only with --demo."""
         click.echo(setup_platform(demo=demo))
 
 
-def setup_platform(demo=True):
+def permissions_summary():
+    """What ``init-security`` did, from the database: each built-in role's permission count, and the
+    permissions missing from the policy table (granted to platform admins only)."""
+    from app.security import policy
+
+    sm = current_app.appbuilder.sm
+    names = [sm.auth_role_admin, *policy.TENANT_ROLES]
+    counts = [f"{name} {len(role.permissions)}" for name in names if (role := sm.find_role(name))]
+    lines = ["Roles and permissions synced from app/security/policy.py: " + ", ".join(counts)
+             + " permissions"]
+    unknown = sorted(f"{pvm.permission.name} on {pvm.view_menu.name}"
+                     for pvm in sm.session.query(sm.permissionview_model).all()
+                     if not policy.is_known(pvm.view_menu.name, pvm.permission.name))
+    if unknown:
+        lines.append(f"{len(unknown)} permissions are not in the policy table (platform admins only): "
+                     + "; ".join(unknown))
+    return "\n".join(lines)
+
+
+def setup_platform(demo=False):
     """Idempotent first-start routine; returns a text to print (incl. a generated password)."""
     from flask_migrate import upgrade
 
@@ -57,7 +77,7 @@ def setup_platform(demo=True):
         upgrade()
         sync_roles_and_permissions()
         user, password = ensure_admin()
-    lines = []
+        lines = ["Database migrated.", permissions_summary()]
     if demo:
         from app.services.demo import load_demo_data
 

@@ -1,14 +1,29 @@
 """Extension objects, initialised in create_app()."""
+import sqlite3
+
 from flask_appbuilder import Model
 from flask_appbuilder.models.sqla.base import SQLA
 from flask_migrate import Migrate
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 # db.Model *is* FAB's Model: ab_* tables and ours share one MetaData (fab-guide §1.4).
 db = SQLA(model_class=Model)
 migrate = Migrate()
 csrf = CSRFProtect()
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_foreign_keys(dbapi_connection, _record):
+    """Foreign keys enforced on SQLite as on PostgreSQL: ``PRAGMA foreign_keys=ON`` on every new
+    SQLite connection of every engine (the app's, Alembic's, the tests'). Migrations turn it off
+    around their table rebuilds themselves (migrations/env.py)."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
 
 
 def init_security_headers(app):

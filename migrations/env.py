@@ -96,14 +96,35 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            **conf_args
-        )
+        # SQLite enforces foreign keys on every connection (app/extensions.py); batch-mode table
+        # rebuilds drop and re-create referenced tables, so checks are off while migrating (the
+        # pragma is a no-op inside a transaction: set before it), verified after (a migration may
+        # not add dangling references; ones left by old deletes are only logged), then back on.
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            dangling = set(connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall())
+            connection.commit()
+            if dangling:
+                logger.warning("dangling foreign keys before migrating: %s", sorted(dangling)[:10])
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                **conf_args
+            )
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+            if sqlite:
+                broken = set(connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()) - dangling
+                connection.commit()
+                if broken:
+                    raise RuntimeError(f"migration left dangling foreign keys: {sorted(broken)[:10]}")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 if context.is_offline_mode():

@@ -1,7 +1,13 @@
 """Integrator REST resources (/api/v1/<resource>/): same data scope as the admin screens.
-Authenticate with JWT from /api/v1/security/login; OpenAPI at /api/v1/_openapi."""
+Authenticate with JWT from /api/v1/security/login; OpenAPI at /api/v1/_openapi.
+
+One write path: every write runs the service command its admin screen runs (``app.services``:
+masterdata, price_templates, partners), before the write and, where there is one, after the commit
+(the price push of a station that got another template or of a template with new periods)."""
+from flask import g, request
+
 from app.models import Card, ChargeOrder, Connector, Member, Partner, Pile, PriceTemplate, Station
-from app.services import masterdata, partners
+from app.services import masterdata, partners, price_templates
 from app.views.base import CpmsModelRestApi, ScopedSQLAInterface
 
 RW_MAP = None
@@ -11,7 +17,14 @@ class _CommandApi(CpmsModelRestApi):
     """A resource whose writes run the same service rules as its admin screen; a refused rule
     answers 422 with the service's message (field-keyed where the service names fields)."""
 
-    rule_errors = (masterdata.MasterDataError, partners.PartnerError)
+    rule_errors = (masterdata.MasterDataError, partners.PartnerError, price_templates.PriceTemplateError)
+    #: columns the service generates when a POST leaves them out (as the admin form allows)
+    generated_columns: tuple = ()
+
+    def _init_model_schemas(self):
+        super()._init_model_schemas()
+        if self.generated_columns:
+            self.add_model_schema = type(self.add_model_schema)(partial=self.generated_columns)
 
     def _rules(self, fn, *args):
         try:
@@ -29,6 +42,7 @@ class _CommandApi(CpmsModelRestApi):
 
 class StationApi(_CommandApi):
     resource_name = "station"
+    generated_columns = ("code",)
     datamodel = ScopedSQLAInterface(Station)
     list_columns = ["id", "code", "name", "station_type", "status", "site_type", "operator_id", "address",
                     "lng", "lat", "price_template_id"]
@@ -47,11 +61,16 @@ class StationApi(_CommandApi):
 
     def pre_update(self, item):
         masterdata.prepare_station(item)
+        g.cpms_template_changed = masterdata.template_changed(item)
         super().pre_update(item)
+
+    def post_update(self, item):
+        masterdata.station_saved(item, g.pop("cpms_template_changed", False))
 
 
 class PileApi(_CommandApi):
     resource_name = "pile"
+    generated_columns = ("code",)
     datamodel = ScopedSQLAInterface(Pile)
     list_columns = ["id", "code", "name", "station_id", "operator_id", "pile_type", "protocol", "power_kw",
                     "gun_count", "online", "last_heartbeat_at", "enabled"]
@@ -73,6 +92,7 @@ class PileApi(_CommandApi):
 
 class ConnectorApi(_CommandApi):
     resource_name = "connector"
+    generated_columns = ("name",)
     datamodel = ScopedSQLAInterface(Connector)
     list_columns = ["id", "code", "gun_no", "name", "pile_id", "station_id", "operator_id", "status",
                     "interface_type", "national_standard", "power_kw", "park_no"]
@@ -92,7 +112,13 @@ class ConnectorApi(_CommandApi):
         masterdata.prepare_connector(self.datamodel.session, item)
 
 
-class PriceTemplateApi(CpmsModelRestApi):
+class PriceTemplateApi(_CommandApi):
+    """Besides its columns a write takes ``periods``: the rows of the admin's period editor,
+    ``[{"start": "00:00", "end": "08:00", "level": "valley", "electricity_price": "0.31",
+    "service_price": "0.5"}, ...]``, validated by the same rules with the same messages (422
+    ``{"periods": [...]}``). Required on POST; a PUT without it keeps the periods. New periods are
+    pushed to the piles of the stations using the template (0x58), as from the admin."""
+
     resource_name = "pricetemplate"
     datamodel = ScopedSQLAInterface(PriceTemplate)
     list_columns = ["id", "code", "name", "operator_id", "version", "enabled"]
@@ -101,6 +127,32 @@ class PriceTemplateApi(CpmsModelRestApi):
     add_columns = edit_columns = ["code", "name", "operator", "enabled", "remark"]
     search_columns = ["code", "name", "operator"]
     order_columns = ["id", "code", "name"]
+
+    @staticmethod
+    def _take_periods():
+        """Take ``periods`` out of the JSON body (it is no column of the schema)."""
+        body = request.get_json(silent=True)
+        rows = body.pop("periods", price_templates.NOT_GIVEN) if isinstance(body, dict) else price_templates.NOT_GIVEN
+        g.cpms_period_rows = rows
+
+    def post_headless(self):
+        self._take_periods()
+        return super().post_headless()
+
+    def put_headless(self, pk):
+        self._take_periods()
+        return super().put_headless(pk)
+
+    def pre_add(self, item):
+        super().pre_add(item)
+        price_templates.save_template(self.datamodel.session, item, g.cpms_period_rows, creating=True)
+
+    def pre_update(self, item):
+        super().pre_update(item)
+        g.cpms_periods_replaced = price_templates.save_template(self.datamodel.session, item, g.cpms_period_rows)
+
+    def post_update(self, item):
+        price_templates.template_saved(item, g.pop("cpms_periods_replaced", False))
 
 
 class PartnerApi(_CommandApi):
@@ -146,7 +198,7 @@ class PartnerApi(_CommandApi):
         super().pre_update(item)
 
 
-class MemberApi(CpmsModelRestApi):
+class MemberApi(_CommandApi):
     resource_name = "member"
     datamodel = ScopedSQLAInterface(Member)
     list_columns = ["id", "member_no", "username", "nickname", "phone", "balance", "status", "operator_id",
@@ -158,8 +210,16 @@ class MemberApi(CpmsModelRestApi):
     search_columns = ["member_no", "phone", "status", "operator"]
     order_columns = ["id", "member_no", "created_at"]
 
+    def pre_add(self, item):
+        masterdata.prepare_member(item)
+        super().pre_add(item)
 
-class CardApi(CpmsModelRestApi):
+    def pre_update(self, item):
+        masterdata.prepare_member(item)
+        super().pre_update(item)
+
+
+class CardApi(_CommandApi):
     resource_name = "card"
     datamodel = ScopedSQLAInterface(Card)
     list_columns = ["id", "logical_no", "physical_no", "card_type", "status", "member_id", "organization_id",
@@ -170,6 +230,14 @@ class CardApi(CpmsModelRestApi):
     edit_columns = ["card_type", "status", "member", "organization", "remark"]
     search_columns = ["logical_no", "physical_no", "status", "operator"]
     order_columns = ["id", "logical_no"]
+
+    def pre_add(self, item):
+        masterdata.prepare_card(self.datamodel.session, item)
+        super().pre_add(item)
+
+    def pre_update(self, item):
+        masterdata.prepare_card(self.datamodel.session, item)
+        super().pre_update(item)
 
 
 class OrderApi(CpmsModelRestApi):

@@ -3,11 +3,17 @@
 Each gateway node serves ``GET /metrics`` on ``GATEWAY_METRICS_HOST:GATEWAY_METRICS_PORT``
 (default 127.0.0.1:9108; port 0 disables it) with a gevent WSGI server; Prometheus scrapes every
 node. Counters are process-local, cheap to bump (a dict lookup), and reset on restart.
+
+``GET /healthz`` on the same port is the node's health check (for the TCP load balancer in front of
+the gateway nodes and for process supervisors): 200 with JSON when the node is registered (its
+liveness key in Redis is there, so commands reach it and its piles are not swept) and Redis
+answers, else 503 (also while the node starts or stops).
 """
 
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -72,10 +78,25 @@ class Metrics:
         self._histograms: dict[tuple[str, tuple], _Histogram] = {}
         self._gauges: dict[str, Callable[[], float]] = {}
         self._lock = threading.Lock()
+        self.health: Callable[[], tuple[bool, dict]] | None = None     # see health_of
+
+    def health_of(self, gateway) -> None:
+        """Answer ``/healthz`` for ``gateway`` (an ``app.gateway.server.Gateway``)."""
+        self.health = lambda: gateway_health(gateway)
 
     def inc(self, name: str, amount: float = 1, **labels) -> None:
         key = (name, tuple(sorted(labels.items())) if labels else ())
         self._counters[key] = self._counters.get(key, 0) + amount
+
+    @staticmethod
+    def key(name: str, **labels) -> tuple:
+        """A counter's key, computed once, for :meth:`add` on a per-frame path."""
+        return (name, tuple(sorted(labels.items())) if labels else ())
+
+    def add(self, key: tuple, amount: float = 1) -> None:
+        """:meth:`inc` with a precomputed :meth:`key` (no label sorting per call)."""
+        counters = self._counters
+        counters[key] = counters.get(key, 0) + amount
 
     def observe(self, name: str, value: float, **labels) -> None:
         key = (name, tuple(sorted(labels.items())) if labels else ())
@@ -122,7 +143,23 @@ class Metrics:
             lines.append(f"{name}_count{_labels(labels)} {hist.count}")
         return "\n".join(lines) + "\n"
 
+    def health_response(self) -> tuple[str, bytes]:
+        if self.health is None:
+            ok, detail = False, {"status": "starting"}
+        else:
+            try:
+                ok, detail = self.health()
+            except Exception:                # a broken check is an unhealthy node, not a 500
+                log.exception("gateway health check failed")
+                ok, detail = False, {"status": "error"}
+        return ("200 OK" if ok else "503 Service Unavailable"), (json.dumps(detail) + "\n").encode()
+
     def wsgi_app(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/healthz":
+            status, body = self.health_response()
+            start_response(status, [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+                                    ("Content-Length", str(len(body)))])
+            return [body]
         if environ.get("PATH_INFO", "/") not in ("/", "/metrics"):
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found\n"]
@@ -130,6 +167,28 @@ class Metrics:
         start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
                                   ("Content-Length", str(len(body)))])
         return [body]
+
+
+def gateway_health(gateway) -> tuple[bool, dict]:
+    """(healthy, detail) of a gateway node: not stopping, Redis answers, and the node's liveness key
+    is there (it is registered: the command bus routes to it and the sweep leaves its piles)."""
+    node = gateway.settings.node if gateway.settings else None
+    detail = {"status": "ok", "node": node, "redis": "ok", "registered": False,
+              "piles": len(gateway.sessions), "connections": len(gateway.connections)}
+    if gateway.stopping or gateway.state is None:
+        detail["status"] = "stopping" if gateway.stopping else "starting"
+        return False, detail
+    registry = gateway.state.registry
+    try:
+        registry.redis.ping()
+        detail["registered"] = registry.node_alive(node)
+    except Exception:
+        log.exception("gateway health check: Redis unreachable")
+        detail["redis"] = "error"
+    if detail["redis"] != "ok" or not detail["registered"]:
+        detail["status"] = "error"
+        return False, detail
+    return True, detail
 
 
 def serve_metrics(metrics: Metrics, host: str, port: int):
@@ -144,5 +203,5 @@ def serve_metrics(metrics: Metrics, host: str, port: int):
     except OSError as exc:                  # e.g. a second node on this host: it still serves piles
         log.error("gateway metrics endpoint %s:%s not started: %s", host, port, exc)
         return None
-    log.info("gateway metrics on http://%s:%s/metrics", host, server.server_port)
+    log.info("gateway metrics on http://%s:%s/metrics (health check /healthz)", host, server.server_port)
     return server

@@ -32,10 +32,10 @@ from app.gateway.commands import CommandListener, Request, send_reply
 from app.gateway.metrics import Metrics, serve_metrics
 from app.gateway.registry import default_node_id, pile_key
 from app.gateway.session import PileSession
+from app.gateway.state_writer import GatewayState, StateSettings
 from app.gateway.ykc import ReadRealtimeData
 from app.services import gateway_nodes
 from app.services.charging_hooks import load_hooks
-from app.services.gateway_state import GatewayState, StateSettings
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,7 @@ class Gateway(StreamServer):
             self.metrics, load_hooks(config.get("CHARGING_HOOKS")))
         self.metrics.gauge("ykc_gateway_connections", lambda: len(self.connections))
         self.metrics.gauge("ykc_gateway_piles_online", lambda: len(self.sessions))
+        self.metrics.health_of(self)                        # GET /healthz on the metrics port
         self.logins = LoginBatcher(self.state)
         recovered = self.state.recover()
         if recovered:
@@ -196,7 +197,8 @@ class Gateway(StreamServer):
             gevent.spawn(self._every, settings.sweep_interval, self.sweep),
             gevent.spawn(self._every, settings.gc_freeze_interval, gc.freeze),
             gevent.spawn(self._every, settings.gc_full_interval, full_collection),
-        ]
+        ] + [gevent.spawn(self._every, interval, self._in_lane(fn))       # e.g. the realtime-sample flush
+             for interval, fn in self.state.hooks.periodic_tasks(config)]
         self._metrics_server = serve_metrics(self.metrics, config["GATEWAY_METRICS_HOST"],
                                              int(config["GATEWAY_METRICS_PORT"]))
         log.info("gateway node %s listening on %s:%s", settings.node, *self.address[:2])
@@ -245,6 +247,7 @@ class Gateway(StreamServer):
                 continue
             state.registry.claim(info.code, settings.node, session.conn_id, settings.registry_ttl)
             state.live.hset(pile_key(info.code), {"online": 1, "node": settings.node, "offline_reason": ""})
+            info.live_heartbeat = ""                           # the sweep may have rewritten the hash
             state.batch.pile(info.id, online=True)
             for gun in info.connectors.values():
                 gun.status, gun.synced = "offline", False      # as the sweep left it: the next 0x13 logs
@@ -259,6 +262,14 @@ class Gateway(StreamServer):
         if self.stopping:
             return {}
         return gateway_nodes.sweep_dead_nodes(self.redis, self.state.lane, exclude=self.settings.node)
+
+    def _in_lane(self, fn):
+        """``fn`` run in the database lane (app context, platform scope, the SQLite semaphore)."""
+        def run():
+            with self.state.lane():
+                return fn()
+        run.__name__ = getattr(fn, "__name__", "task")
+        return run
 
     @staticmethod
     def _every(interval: float, fn):

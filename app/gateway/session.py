@@ -2,7 +2,7 @@
 
 The session reads bytes, lets :class:`~app.gateway.ykc.FrameReader` cut them into frames, and
 hands each frame to a thin handler that answers the pile and calls
-:class:`app.services.gateway_state.GatewayState` for everything outside the connection.
+:class:`app.gateway.state_writer.GatewayState` for everything outside the connection.
 
 Lifecycle: connect -> login (0x01) within ``login_timeout`` (frames before it are dropped; a
 connection that sends only junk is closed after ``max_garbage`` bytes) -> success (0x02 result
@@ -25,7 +25,8 @@ import gevent
 from gevent.lock import Semaphore
 
 from app.gateway.commands import Request, send_reply
-from app.gateway.metrics import frame_label
+from app.gateway.metrics import Metrics, frame_label
+from app.gateway.state_writer import gun_number
 from app.gateway.ykc import (
     PILE_TO_PLATFORM,
     BillingModelReply,
@@ -46,11 +47,15 @@ from app.gateway.ykc import (
     encode_reply,
     utcnow,
 )
-from app.services.gateway_state import gun_number
 
 log = logging.getLogger(__name__)
 
 _conn_ids = itertools.count(1)
+# counter keys of the per-frame path, computed once (Metrics.add)
+FRAMES_IN = {t: Metrics.key("ykc_gateway_frames_in_total", type=frame_label(t)) for t in range(256)}
+FRAMES_OUT = {t: Metrics.key("ykc_gateway_frames_out_total", type=frame_label(t)) for t in range(256)}
+BYTES_IN = Metrics.key("ykc_gateway_bytes_in_total")
+BYTES_OUT = Metrics.key("ykc_gateway_bytes_out_total")
 BMS_FRAMES = (0x15, 0x17, 0x19, 0x1B, 0x1D, 0x21, 0x23, 0x25)
 
 
@@ -139,7 +144,7 @@ class PileSession:
                 self.close_reason = self.close_reason or "socket closed"
                 return
             self.last_rx = time.monotonic()
-            self.gw.metrics.inc("ykc_gateway_bytes_in_total", len(data))
+            self.gw.metrics.add(BYTES_IN, len(data))
             for event in self.reader.feed(data):
                 self._event(event)
                 if self.closed:
@@ -192,8 +197,8 @@ class PileSession:
         with self.send_lock:
             self.sock.sendall(frame)
         metrics = self.gw.metrics
-        metrics.inc("ykc_gateway_frames_out_total", type=frame_label(frame_type))
-        metrics.inc("ykc_gateway_bytes_out_total", len(frame))
+        metrics.add(FRAMES_OUT[frame_type & 0xFF])
+        metrics.add(BYTES_OUT, len(frame))
 
     def send_time_sync(self) -> None:
         self.next_time_sync = time.monotonic() + self.settings.time_sync_interval
@@ -211,7 +216,7 @@ class PileSession:
                 log.debug("pile %s: %s: %s", self.code or self.peer, event.kind, event.detail)
             return
         frame_type = event.header.frame_type
-        metrics.inc("ykc_gateway_frames_in_total", type=frame_label(frame_type))
+        metrics.add(FRAMES_IN[frame_type])
         msg = event.message
         reason = self._refuse_reason(frame_type, msg)
         if reason:
@@ -269,7 +274,9 @@ class PileSession:
 
     def on_heartbeat(self, event: FrameEvent) -> None:
         msg = event.message
-        self.send(HeartbeatAck(pile_code=msg.pile_code, gun=msg.gun, reply=0), event.header)
+        # 0x04 = the request's pile code and gun (its first 8 body bytes, as decoded) + 0
+        self.send_raw(encode_frame(RawFrame(HeartbeatAck.FRAME_TYPE, event.raw[6:14] + b"\x00"),
+                                   event.header.seq_bytes), HeartbeatAck.FRAME_TYPE)
         self.last_heartbeat = time.monotonic()
         self.gw.state.heartbeat(self.pile, msg.gun, msg.gun_state, self.last_heartbeat)
         self.maybe_push_price()

@@ -7,14 +7,10 @@ Conventions (all models):
   energy ``Energy()`` = Numeric(14, 4) kWh;
 - timestamps are naive UTC (``utcnow``).
 """
-from datetime import UTC, datetime
-
 from sqlalchemy import Column, DateTime, ForeignKey, Integer, Numeric
 from sqlalchemy.orm import declared_attr, relationship
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+from app.services.clock import utcnow  # the one time module; re-exported for the models
 
 
 def Money(**kw):

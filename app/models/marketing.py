@@ -217,6 +217,7 @@ class Coupon(OperatorMixin, TimestampMixin, db.Model):
     """A coupon held by a member; the rule is copied from its template when issued."""
 
     __tablename__ = "ev_coupon"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (
         UniqueConstraint("code", name="uq_ev_coupon_code"),
         Index("ix_ev_coupon_operator_created", "operator_id", "created_at"),

@@ -139,6 +139,7 @@ class WalletEntry(OperatorMixin, db.Model):
     """Append-only wallet ledger line."""
 
     __tablename__ = "ev_wallet_entry"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (
         UniqueConstraint("idempotency_key", name="uq_ev_wallet_entry_idempotency_key"),
         Index("ix_ev_wallet_entry_member_id_id", "member_id", "id"),
@@ -243,6 +244,7 @@ class PaymentGateway(TimestampMixin, db.Model):
 
 class Payment(OperatorMixin, TimestampMixin, db.Model):
     __tablename__ = "ev_payment"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (
         UniqueConstraint("payment_no", name="uq_ev_payment_payment_no"),
         Index("ix_ev_payment_operator_created", "operator_id", "created_at"),
@@ -288,6 +290,7 @@ class Invoice(OperatorMixin, TimestampMixin, db.Model):
     """发票: a member's request over chosen orders; issued (or rejected) by staff."""
 
     __tablename__ = "ev_invoice"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (
         Index("ix_ev_invoice_operator_created", "operator_id", "created_at"),
         Index("ix_ev_invoice_operator_status", "operator_id", "status", "created_at"),

@@ -115,6 +115,7 @@ LIST_TOTALS_INCLUDE = ["operator_id", "station_id", "status", "pay_status", "ene
 
 class ChargeOrder(OperatorMixin, TimestampMixin, db.Model):
     __tablename__ = "ev_charge_order"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (
         UniqueConstraint("order_no", name="uq_ev_charge_order_order_no"),
         UniqueConstraint("serial", name="uq_ev_charge_order_serial"),
@@ -234,6 +235,7 @@ class OrderPeriod(db.Model):
     """Price-period breakdown of one order (T/CEC ChargeDetails)."""
 
     __tablename__ = "ev_order_period"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (UniqueConstraint("order_id", "seq", name="uq_ev_order_period_order_seq"),)
 
     id = Column(Integer, primary_key=True)
@@ -262,6 +264,7 @@ class MeterSample(db.Model):
     """One 0x13 realtime frame of a charging order (the charging curve). Append-only."""
 
     __tablename__ = "ev_meter_sample"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (Index("ix_ev_meter_sample_order_at", "order_id", "at"),)
 
     id = Column(Integer, primary_key=True)
@@ -291,6 +294,7 @@ class PileBill(OperatorMixin, db.Model):
     """Raw 0x3B transaction record, keyed by the pile's transaction serial (same bill twice = no-op)."""
 
     __tablename__ = "ev_pile_bill"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (
         UniqueConstraint("serial", name="uq_ev_pile_bill_serial"),
         Index("ix_ev_pile_bill_operator_received", "operator_id", "received_at"),
@@ -331,6 +335,7 @@ class OccupancyOrder(OperatorMixin, TimestampMixin, db.Model):
     """占位订单 / 占位账单: overstay after charging, priced by the station's occupancy rule."""
 
     __tablename__ = "ev_occupancy_order"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (
         UniqueConstraint("order_no", name="uq_ev_occupancy_order_order_no"),
         Index("ix_ev_occupancy_order_operator_created", "operator_id", "created_at"),
@@ -388,6 +393,7 @@ class OrderEvent(OperatorMixin, db.Model):
     """Audit trail of an order: lifecycle events and every manual staff action."""
 
     __tablename__ = "ev_order_event"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (
         Index("ix_ev_order_event_order_id_id", "order_id", "id"),
         Index("ix_ev_order_event_operator_created", "operator_id", "created_at"),

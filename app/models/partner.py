@@ -69,6 +69,7 @@ class PushLog(OperatorMixin, db.Model):
     """One T/CEC request, either direction; retries update ``attempts``/``next_retry_at``."""
 
     __tablename__ = "ev_push_log"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (
         Index("ix_ev_push_log_operator_created", "operator_id", "created_at"),
         Index("ix_ev_push_log_partner_created", "partner_id", "created_at"),

@@ -225,6 +225,7 @@ class ConnectorStatusLog(OperatorMixin, db.Model):
     """Append-only: every status change (incl. pile online/offline) of a gun."""
 
     __tablename__ = "ev_connector_status_log"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (
         Index("ix_ev_connector_status_log_connector_at", "connector_id", "at"),
         Index("ix_ev_connector_status_log_operator_at", "operator_id", "at"),
@@ -248,6 +249,7 @@ class ConnectorStatusLog(OperatorMixin, db.Model):
 
 class Alarm(OperatorMixin, TimestampMixin, db.Model):
     __tablename__ = "ev_alarm"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (
         Index("ix_ev_alarm_operator_started", "operator_id", "started_at"),
         Index("ix_ev_alarm_operator_status_started", "operator_id", "handle_status", "started_at"),
@@ -299,6 +301,7 @@ class FaultReport(OperatorMixin, TimestampMixin, db.Model):
     """故障上报: submitted by members from the app; handled by staff with status + reply."""
 
     __tablename__ = "ev_fault_report"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (
         Index("ix_ev_fault_report_operator_created", "operator_id", "created_at"),
         Index("ix_ev_fault_report_operator_status", "operator_id", "status", "created_at"),
@@ -334,6 +337,7 @@ class Feedback(OperatorMixin, TimestampMixin, db.Model):
     """意见反馈 from members; created_at is the 反馈时间."""
 
     __tablename__ = "ev_feedback"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (Index("ix_ev_feedback_operator_created", "operator_id", "created_at"),)
 
     id = Column(Integer, primary_key=True)

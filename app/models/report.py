@@ -10,6 +10,7 @@ class DailyStationStat(OperatorMixin, TimestampMixin, db.Model):
     """One row per station per local day (``TIMEZONE``)."""
 
     __tablename__ = "ev_daily_station_stat"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
     __table_args__ = (
         UniqueConstraint("station_id", "day", name="uq_ev_daily_station_stat_station_day"),
         Index("ix_ev_daily_station_stat_operator_day", "operator_id", "day"),

@@ -177,6 +177,11 @@ class PriceTemplate(OperatorMixin, TimestampMixin, db.Model):
         cascade="all, delete-orphan", lazy="selectin",
     )
 
+    @property
+    def period_summary(self):
+        """The periods in clock order (the admin's 计费时段 column formats them)."""
+        return list(self.periods)
+
     def __str__(self):
         return self.name or self.code or f"Template #{self.id}"
 

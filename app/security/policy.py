@@ -219,6 +219,7 @@ ENDPOINTS = {
     "HomeIndexView.index": PUBLIC,       # redirects to the dashboard or the login page
     "SecurityApi.login": PUBLIC,         # JWT login (rate limited)
     "SecurityApi.refresh": PUBLIC,       # needs a refresh token
+    "healthz": PUBLIC,                   # load balancer / supervisor probe: DB and Redis up (app/views/health.py)
 }
 
 

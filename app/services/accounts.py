@@ -59,7 +59,7 @@ def ensure_admin(username=None, password=None):
         return username, None
     password = password or current_app.config.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
     role = sm.find_role(sm.auth_role_admin)
-    user = sm.add_user(username, "Platform", "Admin", f"{username}@example.com", role, password)
+    user = sm.add_user(username, "平台", "管理员", f"{username}@example.com", role, password)
     if not user:
         raise RuntimeError("could not create the admin user")
     return username, password

@@ -7,8 +7,9 @@ from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
 
+from app.services.money import RATE_Q, has_places, q_rate, q_zhe
+
 ZHE_MAX = Decimal("10")
-RATE_PLACES = Decimal("0.0001")  # Numeric(5, 4)
 
 
 class CampaignError(ValueError):
@@ -28,16 +29,16 @@ def zhe_to_rate(value):
             _l("The discount must be greater than 0 and at most 10 折 (9.5 = 95 percent, 10 = no discount).")
         )
     rate = zhe / ZHE_MAX
-    if rate != rate.quantize(RATE_PLACES):
+    if not has_places(rate, RATE_Q):  # Numeric(5, 4)
         raise CampaignError(_l("The discount may have at most 3 decimal places (e.g. 9.125)."))
-    return rate.quantize(RATE_PLACES)
+    return q_rate(rate)
 
 
 def rate_to_zhe(rate):
     """``0.95`` -> ``Decimal("9.5")`` for the form; ``None`` stays ``None``."""
     if rate is None:
         return None
-    return (Decimal(str(rate)) * ZHE_MAX).quantize(Decimal("0.001")).normalize()
+    return q_zhe(Decimal(str(rate)))
 
 
 def check_window(start, end):

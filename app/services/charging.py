@@ -10,13 +10,14 @@ row when they happen. Active sessions are indexed in Redis by transaction serial
 import json
 import logging
 from datetime import datetime, timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db, get_redis
 from app.models import Card, ChargeOrder, Connector, Member, MeterSample, OrderEvent, Pile, utcnow
+from app.models.base import N_
 from app.models.order import ACTIVE_ORDER_STATUSES, START_METHOD_YKC
 from app.services import order_state
 from app.services.errors import (  # ChargingError and the typed start refusals
@@ -30,6 +31,7 @@ from app.services.errors import (  # ChargingError and the typed start refusals
     StartRefused,
     ykc_auth_failure,
 )
+from app.services.money import q_pile_balance, q_power
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +41,9 @@ STOP_FLAG = "cpms:autostop:{order_id}"
 STOP_SENT = "cpms:stop_sent:{order_id}"   # a stop went out lately: no resend before it expires
 CHARGING = 3  # 0x13 status: 0 offline, 1 fault, 2 idle, 3 charging
 YKC_METHOD = {v: k for k, v in START_METHOD_YKC.items()}
-START_FAILURES = {1: "Pile number does not match", 2: "The gun is already charging", 3: "Device fault",
-                  4: "Device offline", 5: "The gun is not plugged in"}
-STOP_FAILURES = {1: "Pile number does not match", 2: "The gun is not charging", 3: "Other error"}
+START_FAILURES = {1: N_("Pile number does not match"), 2: N_("The gun is already charging"), 3: N_("Device fault"),
+                  4: N_("Device offline"), 5: N_("The gun is not plugged in")}
+STOP_FAILURES = {1: N_("Pile number does not match"), 2: N_("The gun is not charging"), 3: N_("Other error")}
 
 
 def _cfg(name, default):
@@ -54,7 +56,7 @@ def min_balance():
 
 def pile_balance(amount):
     """What the pile is told it may spend: rounded down to the fen, never more than there is."""
-    return Decimal(amount or 0).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    return q_pile_balance(Decimal(amount or 0))
 
 
 def event(order, name, user_id=None, remark=None, detail=None, from_status=None):
@@ -129,27 +131,29 @@ def check_start(connector, member, prepaid_amount):
     session. Pile and gun state are the live ones (:func:`live_start_state`)."""
     pile = connector.pile
     if not connector.enabled or not pile.enabled:
-        raise GunDisabled("This gun is disabled.")
+        raise GunDisabled(N_("This gun is disabled."))
     online, status = live_start_state(connector)
     if not online or status == "offline":
-        raise PileNotOnline("The pile is offline.")
+        raise PileNotOnline(N_("The pile is offline."))
     if status == "fault":
-        raise GunFault(f"The gun is not free (status: {status}).")
+        raise GunFault(N_("The gun is not free (status: %(status)s).") % {"status": status})
     if status in ("charging", "reserved"):
-        raise GunNotFree(f"The gun is not free (status: {status}).")
+        raise GunNotFree(N_("The gun is not free (status: %(status)s).") % {"status": status})
     if active_order(connector.id) is not None:
-        raise GunNotFree("The gun already has a session in progress.")
+        raise GunNotFree(N_("The gun already has a session in progress."))
     if member is not None:
         if member.status != "active":
-            raise AccountNotActive("The member account is not active.")
+            raise AccountNotActive(N_("The member account is not active."))
         available = Decimal(member.balance or 0)
         wanted = Decimal(prepaid_amount) if prepaid_amount is not None else available
         if prepaid_amount is not None and wanted > available:
-            raise BalanceTooLow(f"The prepaid amount {wanted} exceeds the balance {available}.")
+            raise BalanceTooLow(N_("The prepaid amount %(wanted)s exceeds the balance %(available)s.")
+                                % {"wanted": wanted, "available": available})
         if wanted < min_balance():
-            raise BalanceTooLow(f"The balance must be at least {min_balance()} yuan to start.")
+            raise BalanceTooLow(N_("The balance must be at least %(amount)s yuan to start.")
+                                % {"amount": min_balance()})
     elif prepaid_amount is not None and Decimal(prepaid_amount) < min_balance():
-        raise BalanceTooLow(f"The prepaid amount must be at least {min_balance()} yuan.")
+        raise BalanceTooLow(N_("The prepaid amount must be at least %(amount)s yuan.") % {"amount": min_balance()})
 
 
 def create_order(connector, *, origin, member=None, card=None, prepaid_amount=None, channel_id=None,
@@ -160,7 +164,7 @@ def create_order(connector, *, origin, member=None, card=None, prepaid_amount=No
     pile, station = connector.pile, connector.station
     template = station.price_template
     if template is None or not template.periods:
-        raise ChargingError("The station has no price template.")
+        raise ChargingError(N_("The station has no price template."))
     now = utcnow()
     order = ChargeOrder(
         order_no=order_numbers.new_order_no(now), serial=order_numbers.new_serial(pile.code, connector.gun_no, now),
@@ -190,10 +194,10 @@ def _session_committed(order, limit):
     except Exception:
         log.exception("could not index order %s in Redis; the start is refused", order.order_no)
         try:
-            _fail(order_id, "The platform could not record the session.")
+            _fail(order_id, N_("The platform could not record the session."))
         except Exception:  # the start-timeout job fails it later
             log.exception("could not fail order %s", order_id)
-        raise ChargingError("The platform could not record the session.") from None
+        raise ChargingError(N_("The platform could not record the session.")) from None
     try:
         occupancy.on_session_started(connector_id, at)
     except Exception:  # occupancy must never block a start
@@ -217,13 +221,13 @@ def start_charge(connector_id, *, origin, member_id=None, card_id=None, prepaid_
 
     connector = db.session.get(Connector, connector_id)
     if connector is None:
-        raise ChargingError("Unknown gun.")
+        raise ChargingError(N_("Unknown gun."))
     member = db.session.get(Member, member_id) if member_id else None
     card = db.session.get(Card, card_id) if card_id else None
     if card is not None and member is None:
         member = card.member
     if member is not None and member.operator_id != connector.operator_id:
-        raise ChargingError("The member belongs to another operator.")
+        raise ChargingError(N_("The member belongs to another operator."))
     check_start(connector, member, prepaid_amount)
     order = create_order(connector, origin=origin, member=member, card=card, prepaid_amount=prepaid_amount,
                          channel_id=channel_id, partner_id=partner_id, partner_order_no=partner_order_no,
@@ -237,11 +241,11 @@ def start_charge(connector_id, *, origin, member_id=None, card_id=None, prepaid_
                                            logical_card=card.logical_no if card else "0" * 16,
                                            physical_card=card.physical_no if card else None)
     except pile_commands.PileOffline:
-        _fail(order_id, "The pile is offline.")
-        raise ChargingError("The pile is offline.") from None
+        _fail(order_id, N_("The pile is offline."))
+        raise ChargingError(N_("The pile is offline.")) from None
     except pile_commands.CommandTimeout:
         order = db.session.get(ChargeOrder, order_id)
-        event(order, "start_sent", user_id, remark="no reply yet; waiting for the pile")
+        event(order, "start_sent", user_id, remark=N_("no reply yet; waiting for the pile"))
         db.session.commit()
         return order
     order = record_start_reply(reply)
@@ -275,10 +279,11 @@ def record_start_reply(msg):
         db.session.commit()          # nothing to write: end the lock (never discard a caller's work)
         return order
     if msg.result == 1:
-        event(order, "start_sent", remark="pile accepted")
+        event(order, "start_sent", remark=N_("pile accepted"))
         db.session.commit()
         return order
-    return _fail(order.id, START_FAILURES.get(msg.failure_reason, f"Start refused (0x{msg.failure_reason:02X})"))
+    refused = N_("Start refused (0x%(code)s)") % {"code": f"{msg.failure_reason:02X}"}
+    return _fail(order.id, START_FAILURES.get(msg.failure_reason, refused))
 
 
 # --- pile-initiated start (card / VIN) -------------------------------------------------------------------
@@ -340,7 +345,7 @@ def record_realtime(msg, at=None):
         return
     at = at or utcnow()
     order_id = int(active["order_id"])
-    power = (Decimal(msg.output_voltage) * Decimal(msg.output_current) / 1000).quantize(Decimal("0.001"))
+    power = q_power(Decimal(msg.output_voltage) * Decimal(msg.output_current) / 1000)
     sample = {"order_id": order_id, "at": at.isoformat(), "status": msg.status, "voltage": str(msg.output_voltage),
               "current": str(msg.output_current), "power": str(power), "soc": msg.soc, "energy": str(msg.energy),
               "energy_with_loss": str(msg.lossy_energy), "amount": str(msg.amount), "gun_temp": msg.gun_temperature,
@@ -352,18 +357,18 @@ def record_realtime(msg, at=None):
     if status == "starting" and msg.status == CHARGING:
         _transition(order_id, serial, "charging", at, soc=msg.soc)
     elif status in ("charging", "starting") and msg.status != CHARGING and status == "charging":
-        _transition(order_id, serial, "stopping", at, remark="the pile stopped charging")
+        _transition(order_id, serial, "stopping", at, remark=N_("the pile stopped charging"))
     elif status == "stopping" and msg.status == CHARGING and _stop_due(r, order_id):
         from app.tasks.charging_jobs import enqueue_stop
 
         # the pile missed the stop (it was offline, or the answer was lost): send it again
-        enqueue_stop(order_id, "The pile still reported charging after the stop: stop sent again.")
+        enqueue_stop(order_id, N_("The pile still reported charging after the stop: stop sent again."))
     limit = active.get("limit")
     if limit and msg.status == CHARGING and Decimal(msg.amount) >= Decimal(limit) \
             and r.set(STOP_FLAG.format(order_id=order_id), "1", nx=True, ex=3600):
         from app.tasks.charging_jobs import enqueue_stop
 
-        enqueue_stop(order_id, "The spending limit was reached.")
+        enqueue_stop(order_id, N_("The spending limit was reached."))
 
 
 def _stop_due(r, order_id):
@@ -441,7 +446,7 @@ def _write_samples(raw):
         try:
             rows.append((item, _sample_row(item)))
         except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
-            dead.append((item, f"unreadable sample: {exc}"[:255]))
+            dead.append((item, (N_("unreadable sample: %(error)s") % {"error": exc})[:255]))
     ids = {row["order_id"] for _, row in rows}
     known = set(db.session.scalars(select(ChargeOrder.id).where(ChargeOrder.id.in_(ids)))) if ids else set()
     good = []
@@ -449,7 +454,7 @@ def _write_samples(raw):
         if row["order_id"] in known:
             good.append((item, row))
         else:
-            dead.append((item, f"order {row['order_id']} does not exist"))
+            dead.append((item, N_("order %(id)s does not exist") % {"id": row["order_id"]}))
 
     def insert(part):
         if not part:
@@ -460,7 +465,7 @@ def _write_samples(raw):
             return part
         except (IntegrityError, DataError) as exc:
             if len(part) == 1:
-                dead.append((part[0][0], f"refused by the database: {exc.orig}"[:255]))
+                dead.append((part[0][0], (N_("refused by the database: %(error)s") % {"error": exc.orig})[:255]))
                 return []
             half = len(part) // 2
             return insert(part[:half]) + insert(part[half:])
@@ -533,15 +538,15 @@ def stop_charge(order_id, *, by, user_id=None, reason=None):
 
     order = db.session.scalar(select(ChargeOrder).where(ChargeOrder.id == order_id).with_for_update())
     if order is None:
-        raise ChargingError("Unknown order.")
+        raise ChargingError(N_("Unknown order."))
     if order.status not in ("starting", "charging", "stopping"):
         db.session.rollback()
-        raise ChargingError(f"The order is not charging (status: {order.status}).")
+        raise ChargingError(N_("The order is not charging (status: %(status)s).") % {"status": order.status})
     if order.status != "stopping":
-        set_status(order, "stopping", "stop_requested", user_id, remark=reason or f"stop by {by}",
+        set_status(order, "stopping", "stop_requested", user_id, remark=reason or N_("stop by %(by)s") % {"by": by},
                    detail={"by": by})
     else:
-        event(order, "stop_requested", user_id, remark=reason or f"stop by {by}", detail={"by": by})
+        event(order, "stop_requested", user_id, remark=reason or N_("stop by %(by)s") % {"by": by}, detail={"by": by})
     db.session.commit()
     get_redis().hset(ACTIVE_KEY.format(serial=order.serial), "status", "stopping")
     get_redis().set(STOP_SENT.format(order_id=order.id), "1", ex=max(1, int(_cfg("CHARGING_STOP_RESEND_SECONDS", 20))))
@@ -549,11 +554,11 @@ def stop_charge(order_id, *, by, user_id=None, reason=None):
     try:
         reply = pile_commands.remote_stop(gun_code)
     except pile_commands.PileOffline:
-        raise ChargingError("The pile is offline: the stop is sent again when it reconnects.") from None
+        raise ChargingError(N_("The pile is offline: the stop is sent again when it reconnects.")) from None
     except pile_commands.CommandTimeout:
-        raise ChargingError("The pile did not answer the stop command in time.") from None
+        raise ChargingError(N_("The pile did not answer the stop command in time.")) from None
     if reply.result != 1 and reply.failure_reason != 2:
-        raise ChargingError(STOP_FAILURES.get(reply.failure_reason, "The pile refused to stop."))
+        raise ChargingError(STOP_FAILURES.get(reply.failure_reason, N_("The pile refused to stop.")))
     return db.session.get(ChargeOrder, order_id)
 
 
@@ -619,7 +624,8 @@ def record_bill(bill, msg):
     order.pile_started_at, order.pile_ended_at = msg.start_time, msg.end_time
     order.started_at, order.ended_at, skew = bill_times(order, msg, bill.received_at or utcnow())
     if skew is not None and abs(skew) > CLOCK_SKEW_LIMIT:
-        event(order, "clock_skew", remark=f"The pile's clock is {skew:+d} s off the platform's.",
+        event(order, "clock_skew",
+              remark=N_("The pile's clock is %(skew)s s off the platform's.") % {"skew": f"{skew:+d}"},
               detail={"skew_seconds": skew, "pile_started_at": _iso(msg.start_time),
                       "pile_ended_at": _iso(msg.end_time), "pile_recorded_at": _iso(msg.transaction_time)},
               from_status=order.status)
@@ -676,7 +682,7 @@ def _orphan_order(bill, msg):
         station_id=pile.station_id, pile_id=pile.id, connector_id=connector.id if connector else None,
         member_id=card.member_id if card else None, card_id=card.id if card else None,
         card_no=card.logical_no if card else physical, start_method=YKC_METHOD.get(msg.transaction_flag, "card"),
-        status="abnormal", needs_review=True, abnormal_reason="Bill for a transaction the platform did not start",
+        status="abnormal", needs_review=True, abnormal_reason=N_("Bill for a transaction the platform did not start"),
         price_template_id=template.id if template else None,
         tariff_snapshot=pricing.snapshot(template) if template else None)
     db.session.add(order)
@@ -724,7 +730,7 @@ def fail_start_timeouts(now=None):
     ids = db.session.scalars(select(ChargeOrder.id).where(ChargeOrder.status == "starting",
                                                           ChargeOrder.start_requested_at < limit)).all()
     for order_id in ids:
-        _fail(order_id, "The pile did not start charging in time.")
+        _fail(order_id, N_("The pile did not start charging in time."))
     return len(ids)
 
 
@@ -745,20 +751,20 @@ def check_stuck_sessions(now=None):
             pile_commands.read_realtime(order.connector.code)
             continue  # the gateway records the fresh frame
         except pile_commands.CommandError:
-            order_admin.mark_abnormal(order, "No realtime data from the pile while charging.")
+            order_admin.mark_abnormal(order, N_("No realtime data from the pile while charging."))
             db.session.commit()
             flagged += 1
     return flagged
 
 
 def check_missing_bills(now=None):
-    """No bill CHARGING_BILL_MISSING_MINUTES after the stop → abnormal. A bill that arrived but is not
+    """No bill BILL_MISSING_MINUTES after the stop → abnormal. A bill that arrived but is not
     processed yet is not a missing bill: :func:`reprocess_bills` takes it up."""
     from app.models import PileBill
     from app.services import order_admin
 
     now = now or utcnow()
-    limit = now - timedelta(minutes=int(_cfg("CHARGING_BILL_MISSING_MINUTES", 10)))
+    limit = now - timedelta(minutes=int(_cfg("BILL_MISSING_MINUTES", 10)))
     late = db.session.scalars(select(ChargeOrder).where(ChargeOrder.status == "stopping")).all()
     flagged = 0
     for order in late:
@@ -767,7 +773,7 @@ def check_missing_bills(now=None):
         if stopped and stopped < limit:
             if order.serial and db.session.scalar(select(PileBill.id).where(PileBill.serial == order.serial)):
                 continue
-            order_admin.mark_abnormal(order, "No bill from the pile after the session stopped.")
+            order_admin.mark_abnormal(order, N_("No bill from the pile after the session stopped."))
             db.session.commit()
             _forget(order)
             flagged += 1
@@ -786,8 +792,6 @@ def _hooks_base():
 class OrderHooks(_hooks_base()):
     """The order logic behind the gateway (CHARGING_HOOKS = "app.services.charging:OrderHooks")."""
 
-    flusher = None
-
     def on_remote_start_reply(self, msg):
         record_start_reply(msg)
 
@@ -796,7 +800,6 @@ class OrderHooks(_hooks_base()):
 
         record_realtime(msg)
         occupancy.on_connector_state(gun.id, plugged=msg.gun_plugged == 1, parked=None, at_utc=utcnow())
-        self._ensure_flusher()
 
     def on_ground_lock(self, pile, gun, msg):
         from app.services import occupancy
@@ -810,22 +813,6 @@ class OrderHooks(_hooks_base()):
     def on_pile_start_request(self, msg):
         return authorize_pile_start(msg)
 
-    def _ensure_flusher(self):
-        """A greenlet of the gateway process that bulk-inserts the queued samples."""
-        if OrderHooks.flusher is not None:
-            return
-        import gevent
-
-        app = current_app._get_current_object()
-        interval = float(_cfg("CHARGING_SAMPLE_FLUSH_INTERVAL", 2.0))
-
-        def loop():
-            while True:
-                gevent.sleep(interval)
-                with app.app_context():
-                    try:
-                        flush_samples()
-                    except Exception:
-                        log.exception("flushing realtime samples failed")
-
-        OrderHooks.flusher = gevent.spawn(loop)
+    def periodic_tasks(self, config):
+        """The gateway bulk-inserts the queued realtime samples every few seconds (cron is the backstop)."""
+        return [(float(config.get("CHARGING_SAMPLE_FLUSH_INTERVAL", 2.0)), flush_samples)]

@@ -8,8 +8,8 @@ context with ``db.session`` usable; the transaction is the hook's own (commit wh
 Frames arrive in pile order; a hook must be quick (``on_realtime`` runs for every 0x13 frame)
 and idempotent (piles resend). An exception is logged and never reaches the pile connection.
 
-Arguments: ``pile`` is a :class:`app.services.gateway_state.PileInfo` (id, code, operator_id,
-station_id, connectors), ``gun`` a :class:`app.services.gateway_state.ConnectorRef` (id, gun_no,
+Arguments: ``pile`` is a :class:`app.gateway.state_writer.PileInfo` (id, code, operator_id,
+station_id, connectors), ``gun`` a :class:`app.gateway.state_writer.ConnectorRef` (id, gun_no,
 code), ``msg`` the decoded frame dataclass from :mod:`app.gateway.ykc` (Decimal money, naive UTC
 times), ``bill_row`` the stored :class:`app.models.order.PileBill`.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable
 
 from app.gateway.ykc import (
     ParallelPileStartReply,
@@ -55,6 +56,11 @@ class ChargingHooks:
     def on_transaction_record(self, bill_row, msg) -> None:
         """0x3B: called after the raw record is committed, on every receipt (resends included),
         before the 0x40 acknowledgement is sent."""
+
+    def periodic_tasks(self, config) -> list[tuple[float, Callable[[], object]]]:
+        """Work the gateway node runs every ``interval`` seconds, in an app context and the platform
+        scope: ``[(interval, fn)]`` (the gateway owns the greenlets; hooks never spawn their own)."""
+        return []
 
     def on_pile_start_request(self, msg) -> PileStartReply | ParallelPileStartReply:
         """0x31 / 0xA1: a card or VIN start at the pile; return the 0x32 / 0xA2 answer.

@@ -49,7 +49,7 @@ from app.extensions import db, get_redis
 from app.models import ChargeOrder, OccupancyOrder
 from app.models.base import utcnow
 from app.services import wallet
-from app.services.pricing import q_amount, q_price
+from app.services.money import q_amount, q_price
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ so a refused action leaves the caller's pending work as it was; a successful one
 """
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import object_session
@@ -32,10 +32,10 @@ from app.extensions import db
 from app.models import ChargeOrder, OrderEvent
 from app.models.base import utcnow
 from app.services import order_state, wallet
-from app.services.pricing import Breakdown, PricedPeriod, apply_breakdown, q_amount, q_energy
+from app.services.money import q_amount, q_energy, q_price
+from app.services.pricing import Breakdown, PricedPeriod, apply_breakdown
 
 ACTIONABLE = ("abnormal", "finished")
-PRICE_Q = Decimal("0.00001")
 
 
 class OrderActionError(ValueError):
@@ -112,8 +112,8 @@ def settle_with_figures(order_id, user_id, energy, electricity_fee, service_fee,
     with order_state.savepoint(session):
         order = _lock_actionable(session, order_id, "settling with given figures")
         before = _figures(order)
-        ep = (e_fee / energy).quantize(PRICE_Q, rounding=ROUND_HALF_UP) if energy else Decimal("0")
-        sp = (s_fee / energy).quantize(PRICE_Q, rounding=ROUND_HALF_UP) if energy else Decimal("0")
+        ep = q_price(e_fee / energy) if energy else Decimal("0")
+        sp = q_price(s_fee / energy) if energy else Decimal("0")
         start = order.started_at or order.ended_at or now
         apply_breakdown(order, Breakdown([PricedPeriod(0, start, order.ended_at or start, "manual", ep, sp,
                                                        energy, e_fee, s_fee)], "manual"), session)

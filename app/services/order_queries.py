@@ -7,7 +7,7 @@ the caller's scope.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -17,6 +17,8 @@ from app.models import ChargeOrder, MeterSample
 from app.models.base import utcnow
 from app.models.order import ACTIVE_ORDER_STATUSES
 from app.security.scope import apply_scope
+from app.services.clock import parse_iso_utc
+from app.services.money import q_amount, q_energy
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +44,12 @@ def totals(query) -> dict:
         .one()
     )
     count, amount, electricity, service, energy, seconds = row
-    q4 = Decimal("0.0001")
     return {
         "count": int(count or 0),
-        "amount": Decimal(amount or 0).quantize(q4),
-        "electricity_fee": Decimal(electricity or 0).quantize(q4),
-        "service_fee": Decimal(service or 0).quantize(q4),
-        "energy": Decimal(energy or 0).quantize(q4),
+        "amount": q_amount(Decimal(amount or 0)),
+        "electricity_fee": q_amount(Decimal(electricity or 0)),
+        "service_fee": q_amount(Decimal(service or 0)),
+        "energy": q_energy(Decimal(energy or 0)),
         "duration_seconds": int(seconds or 0),
     }
 
@@ -114,22 +115,16 @@ def _gateway_live(orders) -> dict[str, dict]:
         return {}
     try:
         from app.extensions import get_redis
-        from app.services import gateway_state
+        from app.services import live_state
 
-        return gateway_state.live_guns(get_redis(), codes)
+        return live_state.live_guns(get_redis(), codes)
     except Exception as exc:  # gateway state unavailable: show what the database has
         log.debug("live gun state unavailable: %s", exc)
         return {}
 
 
 def _parse_time(text) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+    return parse_iso_utc(text)
 
 
 def live_figures(order_ids, now: datetime | None = None) -> dict[int, dict]:

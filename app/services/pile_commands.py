@@ -46,6 +46,7 @@ from app.gateway.ykc import (
     utcnow,
 )
 from app.models import Pile, Station
+from app.services.money import q_pile_balance
 from app.services.ykc_pricing import billing_model_fields
 
 __all__ = [
@@ -111,7 +112,7 @@ def remote_start(gun_code: str, serial: str, balance: Decimal, logical_card: str
     ``balance``: the account balance in yuan (2 decimals on the wire). Check ``reply.result``."""
     pile, gun = split_gun_code(gun_code)
     msg = RemoteStart(transaction_serial=serial, pile_code=pile, gun=gun, logical_card=logical_card,
-                      physical_card=_card(physical_card), balance=Decimal(balance).quantize(Decimal("0.01")))
+                      physical_card=_card(physical_card), balance=q_pile_balance(balance))
     return _call(pile, msg, RemoteStartReply, {"gun": gun, "transaction_serial": serial}, timeout,
                  "GATEWAY_REMOTE_START_TIMEOUT")
 
@@ -133,7 +134,7 @@ def balance_update(gun_code: str, balance: Decimal, physical_card: bytes | str |
     """0x42 -> 0x41: tell a charging pile the account's new balance (yuan)."""
     pile, gun = split_gun_code(gun_code)
     msg = BalanceUpdate(pile_code=pile, gun=gun, physical_card=_card(physical_card),
-                        balance=Decimal(balance).quantize(Decimal("0.01")))
+                        balance=q_pile_balance(balance))
     return _call(pile, msg, BalanceUpdateReply, None, timeout)
 
 

@@ -12,8 +12,8 @@ from decimal import Decimal, InvalidOperation
 from flask_babel import lazy_gettext as _l
 
 from app.models.station import PRICE_LEVEL
+from app.services.money import PRICE_Q, has_places, q_price
 
-PRICE_Q = Decimal("0.00001")
 LEVELS = [v for v, _ in PRICE_LEVEL]
 YKC_MAX_PRICE_PAIRS = 4
 
@@ -23,6 +23,7 @@ class PriceTemplateError(ValueError):
 
     def __init__(self, messages):
         self.messages = [str(m) for m in messages]
+        self.errors = {"periods": self.messages}  # REST answers 422 with it, keyed by the field
         super().__init__("; ".join(self.messages))
 
 
@@ -57,9 +58,9 @@ def parse_price(value, label):
         raise PriceTemplateError([_l("Invalid %(what)s: %(value)s.", what=label, value=value)]) from None
     if not price.is_finite() or price < 0:
         raise PriceTemplateError([_l("Invalid %(what)s: %(value)s.", what=label, value=value)])
-    if price != price.quantize(PRICE_Q):
+    if not has_places(price, PRICE_Q):
         raise PriceTemplateError([_l("%(what)s has more than 5 decimals: %(value)s.", what=label, value=value)])
-    return price.quantize(PRICE_Q)
+    return q_price(price)
 
 
 def parse_periods(rows):
@@ -155,6 +156,35 @@ def apply_periods(session, template, rows):
                         for p in specs]
     template.version = (template.version or 0) + 1
     return template
+
+
+NOT_GIVEN = object()
+
+
+def save_template(session, template, rows=NOT_GIVEN, creating=False):
+    """The write command of a price template, for the admin form and REST alike (no commit).
+
+    ``rows``: the periods (list of {start, end, level, electricity_price, service_price} or its JSON
+    text). A new template needs them; an update without them keeps the periods it has. Raises
+    :class:`PriceTemplateError` with every problem; returns True when the periods were replaced
+    (the template then has a new version and its piles need the new price: :func:`template_saved`).
+    """
+    if rows is NOT_GIVEN:
+        if not creating:
+            return False
+        rows = None
+    apply_periods(session, template, rows)
+    return True
+
+
+def template_saved(template, periods_replaced):
+    """After a template write is committed: the piles of the stations using it get the new
+    billing model (0x58) once idle."""
+    if periods_replaced and template.id is not None:
+        from app.services import masterdata
+
+        return masterdata.push_price(template_id=template.id)
+    return None
 
 
 def price_at(template, minute):

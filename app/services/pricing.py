@@ -50,21 +50,20 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import datetime, time, timedelta, tzinfo
+from decimal import Decimal
 from types import SimpleNamespace
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
 from app.extensions import db
+from app.models.base import N_
+from app.services import clock
+from app.services.clock import DEFAULT_TIMEZONE
+from app.services.money import ZERO, q_amount, q_energy, q_price
+from app.services.money import to_decimal as _dec
 
-AMOUNT_Q = Decimal("0.0001")
-ENERGY_Q = Decimal("0.0001")
-PRICE_Q = Decimal("0.00001")
-ZERO = Decimal("0")
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 RATE_NAMES = ("sharp", "peak", "flat", "valley")
 DEFAULT_TOLERANCE = {"amount": "0.05", "ratio": "0.005", "energy": "0.05"}
 
@@ -73,34 +72,7 @@ class PricingError(ValueError):
     """The session cannot be priced (no tariff, no data)."""
 
 
-def _dec(value, what="value") -> Decimal:
-    if isinstance(value, float):
-        raise TypeError(f"{what} must not be a float")
-    return value if isinstance(value, Decimal) else Decimal(str(value))
-
-
-def q_amount(value) -> Decimal:
-    return _dec(value).quantize(AMOUNT_Q, rounding=ROUND_HALF_UP)
-
-
-def q_energy(value) -> Decimal:
-    return _dec(value).quantize(ENERGY_Q, rounding=ROUND_HALF_UP)
-
-
-def q_price(value) -> Decimal:
-    return _dec(value).quantize(PRICE_Q, rounding=ROUND_HALF_UP)
-
-
 # --- snapshot -------------------------------------------------------------------------------------------
-
-
-def _config_timezone() -> str:
-    try:
-        from flask import current_app
-
-        return current_app.config.get("TIMEZONE") or DEFAULT_TIMEZONE
-    except RuntimeError:  # no app context (pure use)
-        return DEFAULT_TIMEZONE
 
 
 def snapshot(template, timezone: str | None = None) -> dict:
@@ -111,7 +83,7 @@ def snapshot(template, timezone: str | None = None) -> dict:
         "code": template.code,
         "name": template.name,
         "version": template.version,
-        "timezone": timezone or _config_timezone(),
+        "timezone": timezone or clock.timezone_name(),
         "periods": [{"start_minute": int(p.start_minute), "end_minute": int(p.end_minute), "level": p.level,
                      "electricity_price": str(q_price(p.electricity_price)),
                      "service_price": str(q_price(p.service_price))} for p in periods],
@@ -140,8 +112,8 @@ def tariff_periods(snap: dict) -> list[TariffPeriod]:
     return periods
 
 
-def _zone(snap: dict) -> ZoneInfo:
-    return ZoneInfo(snap.get("timezone") or DEFAULT_TIMEZONE)
+def _zone(snap: dict) -> tzinfo:
+    return clock.zone(snap.get("timezone") or DEFAULT_TIMEZONE)
 
 
 def _period_at(periods: list[TariffPeriod], minute: int) -> TariffPeriod:
@@ -155,10 +127,10 @@ def _occurrences(snap: dict, periods: list[TariffPeriod], t0: datetime, t1: date
     out = []
     t = t0
     while True:
-        local = t.replace(tzinfo=UTC).astimezone(tz)
+        local = clock.to_local(t, tz)
         period = _period_at(periods, local.hour * 60 + local.minute)
         end_local = datetime.combine(local.date(), time()) + timedelta(minutes=period.end_minute)
-        end_utc = end_local.replace(tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+        end_utc = clock.local_to_utc(end_local, tz)
         if end_utc <= t:  # clock oddities (DST) never stall the walk
             end_utc = t + timedelta(minutes=1)
         seg_end = min(end_utc, t1)
@@ -202,15 +174,15 @@ class Breakdown:
 
     @property
     def energy(self) -> Decimal:
-        return sum((p.energy for p in self.periods), ZERO).quantize(ENERGY_Q)
+        return q_energy(sum((p.energy for p in self.periods), ZERO))
 
     @property
     def electricity_fee(self) -> Decimal:
-        return sum((p.electricity_fee for p in self.periods), ZERO).quantize(AMOUNT_Q)
+        return q_amount(sum((p.electricity_fee for p in self.periods), ZERO))
 
     @property
     def service_fee(self) -> Decimal:
-        return sum((p.service_fee for p in self.periods), ZERO).quantize(AMOUNT_Q)
+        return q_amount(sum((p.service_fee for p in self.periods), ZERO))
 
     @property
     def total_amount(self) -> Decimal:
@@ -304,7 +276,7 @@ def price_samples(snap: dict, samples, started_at: datetime | None = None, ended
     t0, t1 = points[0][0], points[-1][0]
     occurrences = _occurrences(snap, periods, t0, t1) if t1 > t0 else [(t0, t1, None)]
     if occurrences[0][2] is None:
-        local = t0.replace(tzinfo=UTC).astimezone(_zone(snap))
+        local = clock.to_local(t0, _zone(snap))
         occurrences = [(t0, t1, _period_at(periods, local.hour * 60 + local.minute))]
     occurrences = _merge_same_rate(occurrences)
     readings = [points[0][1]]
@@ -421,21 +393,23 @@ def compare_with_pile(breakdown_total, pile_amount, pile_energy, platform_energy
     if pile_amount is None:
         return Comparison(True, None)
     pile_amount = q_amount(pile_amount)
-    allowed_amount = max(t_amount, (t_ratio * abs(pile_amount)).quantize(AMOUNT_Q, rounding=ROUND_HALF_UP))
+    allowed_amount = max(t_amount, q_amount(t_ratio * abs(pile_amount)))
     diff = platform_amount - pile_amount
     result = Comparison(True, None, amount_diff=diff, allowed_amount=allowed_amount)
     reasons = []
     if abs(diff) > allowed_amount:
-        reasons.append(f"Amount differs from the pile's bill: platform {platform_amount}, pile {pile_amount} "
-                       f"(difference {diff}, tolerance {allowed_amount}).")
+        reasons.append(N_("Amount differs from the pile's bill: platform %(platform)s, pile %(pile)s "
+                          "(difference %(diff)s, tolerance %(allowed)s).")
+                       % {"platform": platform_amount, "pile": pile_amount, "diff": diff, "allowed": allowed_amount})
     if pile_energy is not None and platform_energy is not None:
         pile_energy = q_energy(pile_energy)
-        allowed_energy = max(t_energy, (t_ratio * abs(pile_energy)).quantize(ENERGY_Q, rounding=ROUND_HALF_UP))
+        allowed_energy = max(t_energy, q_energy(t_ratio * abs(pile_energy)))
         ediff = q_energy(platform_energy) - pile_energy
         result.energy_diff, result.allowed_energy = ediff, allowed_energy
         if abs(ediff) > allowed_energy:
-            reasons.append(f"Energy differs from the pile's bill: platform {q_energy(platform_energy)} kWh, "
-                           f"pile {pile_energy} kWh (tolerance {allowed_energy}).")
+            reasons.append(N_("Energy differs from the pile's bill: platform %(platform)s kWh, "
+                              "pile %(pile)s kWh (tolerance %(allowed)s).")
+                           % {"platform": q_energy(platform_energy), "pile": pile_energy, "allowed": allowed_energy})
     if reasons:
         result.ok, result.reason = False, " ".join(reasons)
     return result
@@ -454,7 +428,7 @@ def apply_breakdown(order, breakdown: Breakdown, session=None) -> None:
     if order.periods:
         order.periods = []
         session.flush()                       # delete old rows before new ones reuse their seq
-    fallback = order.started_at or order.ended_at or order.created_at or datetime.now(UTC).replace(tzinfo=None)
+    fallback = order.started_at or order.ended_at or order.created_at or clock.utcnow()
     order.periods = [OrderPeriod(seq=p.seq, start_at=p.start_at or fallback, end_at=p.end_at or p.start_at or fallback,
                                  level=p.level, electricity_price=p.electricity_price, service_price=p.service_price,
                                  energy=p.energy, electricity_fee=p.electricity_fee, service_fee=p.service_fee)
@@ -505,7 +479,7 @@ def price_order(order, session=None) -> tuple[Breakdown, Comparison | None, obje
     session = session or object_session(order) or db.session
     snap = order_snapshot(order)
     if snap is None:
-        raise PricingError("The order has no tariff (no snapshot and no price template).")
+        raise PricingError(N_("The order has no tariff (no snapshot and no price template)."))
     bill = find_bill(order, session)
     pile_energy = order.pile_energy if order.pile_energy is not None else (bill.total_energy if bill else None)
     pile_amount = order.pile_amount if order.pile_amount is not None else (bill.total_amount if bill else None)
@@ -523,7 +497,7 @@ def price_order(order, session=None) -> tuple[Breakdown, Comparison | None, obje
     elif bill is not None:
         breakdown = price_by_level_energy(snap, bill_level_energies(bill.parsed), started, ended)
     else:
-        raise PricingError("No meter data and no bill from the pile.")
+        raise PricingError(N_("No meter data and no bill from the pile."))
     comparison = compare_with_pile(breakdown, pile_amount, pile_energy) if bill or pile_amount is not None else None
     return breakdown, comparison, bill, problem
 
@@ -534,16 +508,17 @@ def _live_vs_pile(rows, ended_at, pile_energy) -> str | None:
     tol = tolerances()
     last = rows[-1]
     last_e = max(q_energy(r.energy) for r in rows)
-    allowed = max(tol["energy"], (tol["ratio"] * pile_energy).quantize(ENERGY_Q))
+    allowed = max(tol["energy"], q_energy(tol["ratio"] * pile_energy))
     if pile_energy < last_e - allowed:
-        return (f"The pile's bill ({pile_energy} kWh) is below its last realtime reading ({last_e} kWh).")
+        return (N_("The pile's bill (%(pile)s kWh) is below its last realtime reading (%(last)s kWh).")
+                % {"pile": pile_energy, "last": last_e})
     tail = ZERO
     if ended_at is not None and last.power is not None and ended_at > last.at:
         hours = Decimal((ended_at - last.at) // timedelta(seconds=1)) / Decimal(3600)
         tail = _dec(last.power) * hours * Decimal("1.5")
     if pile_energy - last_e > allowed + tail:
-        return (f"The pile's bill ({pile_energy} kWh) exceeds its last realtime reading ({last_e} kWh) "
-                f"by more than the session could deliver.")
+        return (N_("The pile's bill (%(pile)s kWh) exceeds its last realtime reading (%(last)s kWh) "
+                   "by more than the session could deliver.") % {"pile": pile_energy, "last": last_e})
     return None
 
 
@@ -576,7 +551,7 @@ def reprice_order(order, session=None, *, finish: bool = True, flag: bool = True
         if comparison is not None and not comparison.ok:
             reason = " ".join(r for r in (comparison.reason, problem) if r)
         if reason is None and breakdown.energy <= 0:
-            reason = "Zero energy: the session delivered no energy."
+            reason = N_("Zero energy: the session delivered no energy.")
         result = PricingResult(reason is None, reason, breakdown, comparison, bill.id if bill else None)
     if result.ok:
         if finish and order.status in ACTIVE_ORDER_STATUSES:

@@ -8,6 +8,8 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import DailyStationStat, Station
 from app.security.scope import apply_scope
+from app.services.clock import local_today
+from app.services.money import q_hundredth
 
 S = DailyStationStat
 SUMS = (
@@ -25,7 +27,7 @@ SUMS = (
 
 
 def default_range(today=None, days=30):
-    today = today or date.today()
+    today = today or local_today()  # the operator's day (TIMEZONE), not the server's
     return today - timedelta(days=days - 1), today
 
 
@@ -60,7 +62,7 @@ def _sum_columns():
 def _row(mapping):
     row = dict(mapping)
     seconds = int(row.get("duration_seconds") or 0)
-    row["duration_hours"] = (Decimal(seconds) / 3600).quantize(Decimal("0.01"))
+    row["duration_hours"] = q_hundredth(Decimal(seconds) / 3600)
     return row
 
 
@@ -106,12 +108,12 @@ def daily_trend(start, end, station_id=None):
 
 def totals(rows):
     out = {c: sum((r[c] or 0) for r in rows) for c in SUMS}
-    out["duration_hours"] = (Decimal(int(out["duration_seconds"])) / 3600).quantize(Decimal("0.01"))
+    out["duration_hours"] = q_hundredth(Decimal(int(out["duration_seconds"])) / 3600)
     return out
 
 
 def _percent(value):
-    return (Decimal(str(value or 0)) * 100).quantize(Decimal("0.01"))
+    return q_hundredth(Decimal(str(value or 0)) * 100)
 
 
 def station_choices():

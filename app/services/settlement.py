@@ -55,7 +55,8 @@ from app.extensions import db, get_redis
 from app.models import ChargeOrder, Payment, WalletEntry
 from app.models.base import utcnow
 from app.services import discounts, order_state, wallet
-from app.services.pricing import breakdown_from_order, q_amount
+from app.services.money import q_amount
+from app.services.pricing import breakdown_from_order
 
 ZERO = Decimal("0.0000")
 QUEUE = "settlement"

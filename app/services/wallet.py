@@ -12,15 +12,13 @@ waited has committed by then, and READ COMMITTED / SQLite's write lock show it);
 constraint on ``idempotency_key`` is the last guard (the loser gets an IntegrityError and must
 roll back).
 """
-from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import lazyload
 
 from app.extensions import db
 from app.models import Member, WalletEntry
-
-AMOUNT_Q = Decimal("0.0001")
+from app.services.money import q_amount
 
 
 class WalletError(ValueError):
@@ -28,9 +26,7 @@ class WalletError(ValueError):
 
 
 def to_amount(value):
-    if isinstance(value, float):
-        raise TypeError("money must not be a float")
-    return Decimal(value).quantize(AMOUNT_Q, rounding=ROUND_HALF_UP)
+    return q_amount(value, "money")
 
 
 def dialect_name(session):

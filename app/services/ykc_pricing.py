@@ -23,6 +23,7 @@ from sqlalchemy import select
 from app.extensions import db, get_redis
 from app.models import Pile
 from app.models.station import PRICE_LEVEL_YKC
+from app.services.money import q_price
 from app.services.price_templates import YKC_MAX_PRICE_PAIRS, price_at
 
 SLOTS = 48
@@ -131,8 +132,8 @@ def billing_model_fields(template) -> dict:
     fields: dict = {"billing_model_id": billing_model_id(template), "loss_ratio": 0, "rate_indexes": indexes}
     for index, name in enumerate(RATE_NAMES):
         electricity, service = rates.get(index, (ZERO, ZERO))
-        fields[f"{name}_electricity_rate"] = electricity.quantize(ZERO)
-        fields[f"{name}_service_rate"] = service.quantize(ZERO)
+        fields[f"{name}_electricity_rate"] = q_price(electricity)
+        fields[f"{name}_service_rate"] = q_price(service)
     return fields
 
 

@@ -33,8 +33,6 @@ def settle_stalled(limit=1000):
     - gone, finished, stopped or canceled (the enqueue was lost with its process) -> enqueued again;
     - failed (retries exhausted: a real error) -> left for the operator (logged).
     """
-    from datetime import UTC, datetime
-
     from flask import current_app
     from rq.exceptions import NoSuchJobError
     from rq.job import Job, JobStatus
@@ -42,6 +40,7 @@ def settle_stalled(limit=1000):
 
     from app.extensions import db, get_redis
     from app.models import ChargeOrder
+    from app.services import clock
     from app.services.settlement import NotSettleable, enqueue_settlement, settle_order
 
     redis = get_redis()
@@ -61,9 +60,8 @@ def settle_stalled(limit=1000):
             continue
         if status == JobStatus.STARTED:
             started = job.started_at or job.enqueued_at
-            if started is not None and started.tzinfo is None:
-                started = started.replace(tzinfo=UTC)
-            if started is not None and (datetime.now(UTC) - started).total_seconds() < stale:
+            # RQ's naive times are UTC
+            if started is not None and (clock.utcnow() - clock.to_naive_utc(started)).total_seconds() < stale:
                 continue
             log.warning("settlement job of order %s running since %s: its worker is gone; settling here",
                         order_id, started)

@@ -87,6 +87,9 @@ def register_views(appbuilder):
 
     appbuilder.add_view_no_menu(UploadsView)
     pile_admin.register(appbuilder)
+    from app.views import health
+
+    health.register(appbuilder.app)
     # FAB created "Security" first: give it our label and icon, and put categories in manual order
     menu = appbuilder.menu.menu
     order = {name: i for i, (name, _, _) in enumerate(CATEGORIES)}
@@ -100,3 +103,9 @@ def register_views(appbuilder):
             by_name = {c.name: c for c in item.childs}
             item.childs = [by_name[n] for n in wanted if n in by_name]
     menu.sort(key=lambda item: order.get(item.name, len(order)))
+    from app.views import formatters
+
+    formatters.install(appbuilder)  # None -> "-", booleans 是/否, local times, role names on every screen
+    from flask import current_app
+
+    formatters.register_jinja(current_app)

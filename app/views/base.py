@@ -1,12 +1,12 @@
 """Base classes every admin screen and model API inherits: data scope, choices, local time,
 Excel export of the filtered list."""
 import logging
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
-from flask import current_app, flash, redirect
+from flask import abort, flash, redirect
 from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
 from flask_appbuilder.actions import action
+from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.models.sqla.filters import get_field_setup_query
 from flask_appbuilder.security.decorators import permission_name
 from flask_appbuilder.urltools import get_filter_args, get_order_args
@@ -18,7 +18,7 @@ from wtforms import SelectField
 from wtforms.validators import DataRequired, Optional
 
 from app.security.scope import SCOPE_FILTERS, RelationScopeError, ScopedSQLAInterface, ScopeError, check_item
-from app.services import excel
+from app.services import clock, deletion, excel
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,7 @@ def local_time(value):
     """Naive UTC -> display string in TIMEZONE."""
     if not isinstance(value, datetime):
         return "" if value is None else value
-    tz = ZoneInfo(current_app.config.get("TIMEZONE", "Asia/Shanghai"))
-    return value.replace(tzinfo=UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    return clock.format_local(value)
 
 
 def _choice_formatter(choices):
@@ -60,7 +59,12 @@ def _relation_filters(model):
 
 class ScopedMixin:
     """Scope for reads (base_filters), writes (check_item), dropdowns (*_query_rel_fields) and
-    single rows (ScopedSQLAInterface.get). Choices columns become selects with labels."""
+    single rows (ScopedSQLAInterface.get). Choices columns become selects with labels.
+
+    Deletes (app/services/deletion.py): a screen or REST resource over a money/history model
+    (``HISTORY = True``) has no delete at all (no route, no ``can_delete``, no bulk delete action),
+    whatever the subclass declares; any other delete runs ``deletion.check_deletable`` (refused,
+    with the reason, while other rows use the row)."""
 
     choice_columns: dict = {}
 
@@ -88,8 +92,20 @@ class ScopedMixin:
     def pre_update(self, item):
         self._check_write(item)
 
+    def _init_history(self):
+        """Before FAB's __init__: a history model gets no delete route and no ``can_delete``."""
+        if deletion.is_history(self.datamodel.obj):
+            self.exclude_route_methods = set(self.exclude_route_methods or ()) | {"delete"}
+            if self.base_permissions is not None:
+                self.base_permissions = [p for p in self.base_permissions if p != "can_delete"]
+
+    @property
+    def deletable(self):
+        return not deletion.is_history(self.datamodel.obj)
+
     def pre_delete(self, item):
         check_item(item)
+        deletion.check_deletable(self.datamodel.session, item)
 
 
 class CpmsModelView(ScopedMixin, ModelView):
@@ -101,8 +117,12 @@ class CpmsModelView(ScopedMixin, ModelView):
     def __init__(self, *args, **kwargs):
         self._init_scope()
         self._init_choices()
+        self._init_history()
         super().__init__(*args, **kwargs)
         self._init_time_formatters()
+        if not self.deletable:  # no bulk delete over money/history rows
+            self.actions.pop("muldelete", None)
+            self.base_permissions = [p for p in self.base_permissions if p not in ("muldelete", "can_delete")]
 
     def _init_choices(self):
         self.formatters_columns = dict(getattr(self, "formatters_columns", None) or {})
@@ -131,25 +151,49 @@ class CpmsModelView(ScopedMixin, ModelView):
         """Bulk delete; rows outside the data scope arrive as None and are skipped."""
         items = [it for it in (items if isinstance(items, list) else [items]) if it is not None]
         deleted = 0
-        for item in items:
+        for item in items if self.deletable else []:  # (the action is not even offered then)
             try:
                 check_item(item)
                 self.pre_delete(item)
                 self.datamodel.delete(item)
                 deleted += 1
+            except DatabaseException:
+                self.datamodel.session.rollback()
+                flash(f"{item}: {deletion.in_use_message(item)}", "danger")
             except Exception as exc:  # show why a row was kept, go on with the others
                 self.datamodel.session.rollback()
-                flash(str(exc), "danger")
+                flash(f"{item}: {exc}", "danger")
         if deleted:
             flash(_("%(n)d record(s) deleted.", n=deleted), "success")
         self.update_redirect()
         return redirect(self.get_redirect())
 
     def _delete(self, pk):
+        """FAB's delete with the reasons shown: a refusal (scope, rows still using it) or a use the
+        database caught says why; never an empty alert."""
+        if not self.deletable:
+            abort(405)
         try:
-            return super()._delete(pk)
+            item = self.datamodel.get(pk, self._base_filters)
         except ScopeError as exc:
             flash(str(exc), "danger")
+            return
+        if not item:
+            abort(404)
+        try:
+            self.pre_delete(item)
+        except Exception as exc:
+            self.datamodel.session.rollback()
+            flash(str(exc), "danger")
+            return
+        try:
+            self.datamodel.delete(item)
+        except DatabaseException:
+            flash(deletion.in_use_message(item), "danger")
+            return
+        self.post_delete(item)
+        flash(self.delete_row_message, "success")
+        self.update_redirect()
 
     # ----- Excel export of the filtered list -------------------------------------------------
     def export_rows(self):
@@ -200,6 +244,7 @@ class CpmsModelRestApi(ScopedMixin, ModelRestApi):
 
     def __init__(self, *args, **kwargs):
         self._init_scope()
+        self._init_history()
         super().__init__(*args, **kwargs)
         for col in set(self.list_columns) | set(self.show_columns) | set(self.add_columns or []):
             self.description_columns.setdefault(col, col.replace("_", " "))
@@ -213,6 +258,9 @@ class CpmsModelRestApi(ScopedMixin, ModelRestApi):
         except ScopeError as exc:
             self.datamodel.session.rollback()
             return self.response(403, message=str(exc))
+        except deletion.DeletionRefused as exc:  # still used by other rows: the reason, nothing deleted
+            self.datamodel.session.rollback()
+            return self.response_422(message=str(exc))
 
     def post_headless(self):
         return self._scoped(super().post_headless)
@@ -221,4 +269,19 @@ class CpmsModelRestApi(ScopedMixin, ModelRestApi):
         return self._scoped(super().put_headless, pk)
 
     def delete_headless(self, pk):
-        return self._scoped(super().delete_headless, pk)
+        return self._scoped(self._delete_checked, pk)
+
+    def _delete_checked(self, pk):
+        """FAB's delete_headless without the database error text: a refusal says why."""
+        if not self.deletable:
+            return self.response(405, message="Method Not Allowed")
+        item = self.datamodel.get(pk, self._base_filters)
+        if not item:
+            return self.response_404()
+        self.pre_delete(item)
+        try:
+            self.datamodel.delete(item)
+        except DatabaseException:
+            return self.response_422(message=deletion.in_use_message(item))
+        self.post_delete(item)
+        return self.response(200, message="OK")

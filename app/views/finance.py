@@ -31,7 +31,7 @@ from app.models.member import (
     MEMBER_STATUS,
 )
 from app.models.order import OCCUPANCY_STATUS, ORDER_STATUS, PAY_STATUS, PAY_TYPE, REFUND_STATUS, START_METHOD
-from app.services import invoices, members
+from app.services import invoices, masterdata, members
 from app.views.base import CpmsModelView, ScopedSQLAInterface
 from app.views.fields import Range
 from app.views.orders import (
@@ -170,7 +170,7 @@ class InvoiceView(CpmsModelView):
                 ]
             },
         ),
-        (_l("Orders"), {"fields": ["orders"]}),
+        (_l("Charging orders"), {"fields": ["orders"]}),
     ]
     label_columns = labels(
         id=_l("Invoice no."),
@@ -193,7 +193,7 @@ class InvoiceView(CpmsModelView):
         invoice_no=_l("Issued invoice no."),
         reject_reason=_l("Reject reason"),
         issued_at=_l("Handled at"),
-        orders=_l("Orders"),
+        orders=_l("Charging orders"),
         created_at=_l("Applied at"),
     )
     formatters_columns = {"orders": _orders_table}
@@ -268,11 +268,11 @@ class ChannelView(CpmsModelView):
     }
 
     def pre_add(self, item):
-        item.rate = item.rate or 0
+        masterdata.prepare_channel(item)
         super().pre_add(item)
 
     def pre_update(self, item):
-        item.rate = item.rate or 0
+        masterdata.prepare_channel(item)
         super().pre_update(item)
 
 
@@ -344,6 +344,10 @@ class MemberView(CpmsModelView):
         ),
         "plate_no": StringField(_l("Plate no."), validators=[Optional(), Length(max=16)]),
     }
+
+    def pre_update(self, item):
+        masterdata.prepare_member(item)
+        super().pre_update(item)
 
 
 # ----- 支付网关 --------------------------------------------------------------------------------
@@ -458,11 +462,11 @@ class CardView(CpmsModelView):
     }
 
     def pre_add(self, item):
-        members.prepare_card(item)
+        masterdata.prepare_card(self.datamodel.session, item)
         super().pre_add(item)
 
     def pre_update(self, item):
-        members.prepare_card(item)
+        masterdata.prepare_card(self.datamodel.session, item)
         super().pre_update(item)
 
 
@@ -526,11 +530,11 @@ class OrganizationView(CpmsModelView):
         return super()._export_value(item, column)
 
     def pre_add(self, item):
-        item.code = item.code or None  # optional and unique: empty must not collide
+        masterdata.prepare_organization(item)
         super().pre_add(item)
 
     def pre_update(self, item):
-        item.code = item.code or None
+        masterdata.prepare_organization(item)
         super().pre_update(item)
 
 

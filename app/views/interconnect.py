@@ -85,7 +85,7 @@ def _secret_fields(required):
         out[name] = SecretField(
             label,
             validators=validators,
-            description=None if required else _l("Leave empty to keep the current value."),
+            description="" if required else _l("Leave empty to keep the current value."),
         )
     return out
 
@@ -251,6 +251,7 @@ class PartnerView(CpmsModelView):
         submitted = getattr(g, "cpms_partner_secrets", {})
         partners.apply_secrets(item, submitted, creating=creating)
         partners.normalize(item)
+        partners.validate(item)  # the rules REST runs too (the form already reported them per field)
 
     def pre_add(self, item):
         self._apply(item, creating=True)

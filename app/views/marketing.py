@@ -4,10 +4,8 @@ Discounts are typed as 折 (9.5 = 95 %) and stored as rates (0.95); the rules ar
 app.services.campaigns.
 """
 
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
-from flask import current_app
 from flask_appbuilder.fieldwidgets import DateTimePickerWidget
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_babel import lazy_gettext as _l
@@ -24,7 +22,7 @@ from app.models.marketing import (
     COUPON_TYPE,
     COUPON_VALIDITY,
 )
-from app.services import campaigns
+from app.services import campaigns, clock
 from app.services.campaigns import CampaignError
 from app.views.base import SCOPE_FILTERS, CpmsModelView, ScopedSQLAInterface
 from app.views.stations import labels
@@ -66,19 +64,15 @@ class AfterStart:
 class LocalDateTimeField(DateTimeField):
     """Typed and shown in local time (TIMEZONE); stored as naive UTC like every DateTime column."""
 
-    @staticmethod
-    def _tz():
-        return ZoneInfo(current_app.config.get("TIMEZONE", "Asia/Shanghai"))
-
     def process_data(self, value):
         if isinstance(value, datetime):
-            value = value.replace(tzinfo=UTC).astimezone(self._tz()).replace(tzinfo=None)
+            value = clock.to_local(value).replace(tzinfo=None)
         super().process_data(value)
 
     def populate_obj(self, obj, name):
         value = self.data
         if isinstance(value, datetime):
-            value = value.replace(tzinfo=self._tz()).astimezone(UTC).replace(tzinfo=None)
+            value = clock.local_to_utc(value)
         setattr(obj, name, value)
 
 

@@ -14,8 +14,7 @@ order columns on indexed columns, relation filters as ``fk IN (SELECT id ...)``.
 import json
 import logging
 import os
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 from dateutil import parser as date_parser
 from flask import abort, current_app, flash, g, jsonify, redirect, request, url_for
@@ -46,8 +45,9 @@ from app.models.order import (
     REFUND_STATUS,
     START_METHOD,
 )
-from app.services import excel, order_queries
+from app.services import clock, excel, order_queries
 from app.views.base import CpmsModelView, ScopedSQLAInterface, local_time
+from app.views.formatters import display_text
 from app.views.stations import labels
 
 log = logging.getLogger(__name__)
@@ -92,10 +92,7 @@ def _local_to_utc(value, end=False):
         date_only = len(text) <= 10
     if date_only and end:
         local = local + timedelta(days=1)
-    tz = ZoneInfo(current_app.config.get("TIMEZONE", "Asia/Shanghai"))
-    if local.tzinfo is None:
-        local = local.replace(tzinfo=tz)
-    return local.astimezone(UTC).replace(tzinfo=None)
+    return clock.local_to_utc(local)
 
 
 class LocalFrom(BaseFilter):
@@ -631,7 +628,7 @@ class _ChargeOrderView(OrderScreenMixin, ExtraSearchMixin, CpmsModelView):
                 "from": _(status_labels[e.from_status]) if e.from_status in status_labels else (e.from_status or ""),
                 "to": _(status_labels[e.to_status]) if e.to_status in status_labels else (e.to_status or ""),
                 "by": names.get(e.created_by_id, _("System") if not e.created_by_id else e.created_by_id),
-                "remark": e.remark or "",
+                "remark": display_text(e.remark) if e.remark else "",
                 "detail": json.dumps(e.detail, ensure_ascii=False) if e.detail else "",
             }
             for e in events
@@ -646,10 +643,7 @@ class _ChargeOrderView(OrderScreenMixin, ExtraSearchMixin, CpmsModelView):
         after = request.args.get("after")
         after_at = None
         if after:
-            try:
-                after_at = datetime.fromisoformat(after.replace("Z", "+00:00")).astimezone(UTC).replace(tzinfo=None)
-            except ValueError:
-                after_at = None
+            after_at = clock.parse_iso_utc(after)  # naive = UTC (the curve's own cursor), never server-local
         data = order_queries.curve(item, after=after_at)
         data["live"] = order_queries.live_figures([item.id]).get(item.id)
         return jsonify(data)

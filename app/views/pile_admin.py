@@ -15,8 +15,9 @@ from app.models import Pile
 from app.models.pile import CONNECTOR_STATUS
 from app.security.scope import in_scope
 from app.services import pile_commands
-from app.services.gateway_state import panel_state, to_jsonable
+from app.services.live_state import panel_state, to_jsonable
 from app.views.base import local_time
+from app.views.formatters import reply_summary
 
 VIEW_NAME = "PileCommandView"
 
@@ -73,7 +74,7 @@ class PileCommandView(BaseView):
                 return redirect(url_for(f"{VIEW_NAME}.panel", pk=pk))
             level = "success" if accepted else "warning"
             text = _("The pile accepted the command.") if accepted else _("The pile refused the command.")
-            flash(f"{text} {type(reply).__name__}: {to_jsonable(reply)}", level)
+            flash(f"{text} {reply_summary(reply)}", level)
         return redirect(url_for(f"{VIEW_NAME}.panel", pk=pk))
 
 

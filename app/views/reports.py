@@ -58,7 +58,7 @@ class _ReportView(BaseView):
 
 
 AMOUNT_COLUMNS = [
-    ("order_count", _l("Orders")),
+    ("order_count", _l("Order count")),
     ("member_count", _l("Member-days")),
     ("energy", _l("Energy (kWh)")),
     ("duration_hours", _l("Charging hours")),

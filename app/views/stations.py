@@ -43,10 +43,11 @@ from app.models.station import (
     STATION_STATUS,
     STATION_TYPE,
 )
-from app.services import masterdata
-from app.services.price_templates import apply_periods, periods_to_rows, used_by_ykc_piles
+from app.services import masterdata, price_templates
+from app.services.price_templates import periods_to_rows, used_by_ykc_piles
 from app.views.base import CpmsModelView, ScopedSQLAInterface
 from app.views.fields import Digits, JSONListSelectField, PeriodsField, PhotosField, Range
+from app.views.formatters import period_summary
 
 COMMON_LABELS = {
     "code": _l("Code"), "name": _l("Name"), "operator": _l("Operator"), "station": _l("Station"),
@@ -54,14 +55,6 @@ COMMON_LABELS = {
     "enabled": _l("Enabled"), "created_at": _l("Created at"), "updated_at": _l("Updated at"),
     "sort": _l("Sort"), "phone": _l("Phone"), "contact": _l("Contact"), "address": _l("Address"),
 }
-
-
-def _template_changed(station):
-    """True when this edit gives the station another price template."""
-    from sqlalchemy import inspect
-
-    attrs = inspect(station).attrs
-    return attrs.price_template.history.has_changes() or attrs.price_template_id.history.has_changes()
 
 
 def labels(**extra):
@@ -134,12 +127,11 @@ class StationView(CpmsModelView):
 
     def pre_update(self, item):
         masterdata.prepare_station(item)
-        g.cpms_template_changed = _template_changed(item)
+        g.cpms_template_changed = masterdata.template_changed(item)
         super().pre_update(item)
 
     def post_update(self, item):
-        if g.get("cpms_template_changed"):
-            masterdata.push_price(station_id=item.id)
+        masterdata.station_saved(item, g.pop("cpms_template_changed", False))
 
 
 class PriceTemplateView(CpmsModelView):
@@ -160,6 +152,7 @@ class PriceTemplateView(CpmsModelView):
     description_columns = {"periods_editor": _l(
         "Periods must cover 00:00–24:00 with no gap or overlap. For YKC piles: at most 4 different "
         "price pairs, boundaries on the half hour.")}
+    formatters_columns = {"period_summary": period_summary}
 
     @staticmethod
     def _ykc_check(req):
@@ -182,14 +175,15 @@ class PriceTemplateView(CpmsModelView):
 
     def pre_add(self, item):
         super().pre_add(item)
-        apply_periods(self.datamodel.session, item, g.cpms_period_rows)
+        price_templates.save_template(self.datamodel.session, item, g.cpms_period_rows, creating=True)
 
     def pre_update(self, item):
         super().pre_update(item)
-        apply_periods(self.datamodel.session, item, g.cpms_period_rows)
+        g.cpms_periods_replaced = price_templates.save_template(self.datamodel.session, item,
+                                                                g.cpms_period_rows)
 
     def post_update(self, item):
-        masterdata.push_price(template_id=item.id)
+        price_templates.template_saved(item, g.pop("cpms_periods_replaced", False))
 
 
 class PileView(CpmsModelView):

@@ -181,7 +181,7 @@ def test_platform_job_sets_the_scope_for_the_call_only(app):
 
 
 def test_gateway_database_lane_runs_as_the_platform(app):
-    from app.services.gateway_state import DbLane
+    from app.gateway.state_writer import DbLane
 
     def body():
         lane = DbLane(app)

@@ -131,7 +131,9 @@ def rest_payload(resource, op_id):
         used = set(db.session.scalars(select(Connector.gun_no).where(Connector.pile_id == pile)))
         return {"pile": pile, "gun_no": min(set(range(1, 100)) - used), "name": "租户测试枪"}
     if resource == "pricetemplate":
-        return {"code": f"T{uniq(8)}", "name": "租户测试模板", "operator": op_id}
+        return {"code": f"T{uniq(8)}", "name": "租户测试模板", "operator": op_id,
+                "periods": [{"start": "00:00", "end": "24:00", "level": "flat", "electricity_price": "0.6",
+                             "service_price": "0.4"}]}  # a template needs its day's periods (as in the admin)
     if resource == "partner":
         keys = {f: "K" * 16 for f in ("operator_secret", "data_secret", "data_secret_iv", "sig_secret",
                                        "our_operator_secret", "our_data_secret", "our_data_secret_iv",

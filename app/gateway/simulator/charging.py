@@ -14,13 +14,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from app.gateway.ykc import BillingModelReply, BillingModelSet, RealtimeData, TransactionRecord, utc_to_beijing
+from app.services.money import q_amount, q_energy  # the pile rounds like the platform: half up
 from app.services.ykc_pricing import RATE_NAMES, unit_prices
 
-KWH = Decimal("0.0001")
-YUAN = Decimal("0.0001")
 FLAT = 2
 DEFAULT_UNIT_PRICE = Decimal("1.00000")       # before the pile received any billing model
 
@@ -44,10 +43,6 @@ def rate_index_at(model: BillingModelReply | BillingModelSet | None, when: datet
     local = utc_to_beijing(when)
     slot = (local.hour * 60 + local.minute) // 30
     return model.rate_indexes[slot]
-
-
-def _q(value: Decimal, unit: Decimal) -> Decimal:
-    return value.quantize(unit, rounding=ROUND_HALF_UP)
 
 
 def rate_pieces(model, start: datetime, end: datetime) -> list[tuple[int, timedelta]]:
@@ -107,7 +102,7 @@ class ChargeSession:
         """The meter passes into rate ``index``: close the open period at the 4-dp reading."""
         if self.open_index == index:
             return
-        reading = _q(self.energy, KWH)
+        reading = q_energy(self.energy)
         if self.open_index is not None:
             self.closed_energy[self.open_index] += reading - self.open_reading
         self.open_index, self.open_reading = index, reading
@@ -116,8 +111,8 @@ class ChargeSession:
         """Per-rate (energies kWh 4 dp, amounts yuan 4 dp) as the pile bills them now."""
         energies = list(self.closed_energy)
         if self.open_index is not None:
-            energies[self.open_index] += _q(self.energy, KWH) - self.open_reading
-        return energies, [_q(e * p, YUAN) for e, p in zip(energies, self.price_by_rate, strict=True)]
+            energies[self.open_index] += q_energy(self.energy) - self.open_reading
+        return energies, [q_amount(e * p) for e, p in zip(energies, self.price_by_rate, strict=True)]
 
     def advance(self, seconds: float, now: datetime, model, power_limit_pct: int = 100,
                 rng: random.Random | None = None) -> None:
@@ -158,7 +153,7 @@ class ChargeSession:
             gun_temperature=35 + int(self.power_kw // 10), soc=int(self.soc), battery_max_temperature=32,
             charged_minutes=int(self.seconds // 60),
             remaining_minutes=int((100 - self.soc) / 100 * self.battery_kwh / max(self.power_kw, 1) * 60),
-            energy=_q(self.energy, KWH), lossy_energy=_q(self.energy, KWH), amount=_q(self.amount, YUAN),
+            energy=q_energy(self.energy), lossy_energy=q_energy(self.energy), amount=q_amount(self.amount),
             hardware_faults=faults)
 
     def bill(self, pile_code: str, gun: str, ended_at: datetime, stop_reason: int) -> TransactionRecord:

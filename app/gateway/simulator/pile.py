@@ -65,6 +65,7 @@ from app.gateway.ykc import (
     transaction_serial,
     utcnow,
 )
+from app.services.money import q_energy
 
 
 @dataclass
@@ -417,7 +418,7 @@ class VirtualPile:
         if session is None:
             return
         self.stats.charging -= 1
-        gun.meter += session.energy.quantize(Decimal("0.0001"))
+        gun.meter += q_energy(session.energy)  # the closing reading, as billed (half up)
         self._send_realtime(gun)
         msg = session.bill(self.code, gun.text, utcnow(), stop_reason)
         pending = PendingBill(msg)

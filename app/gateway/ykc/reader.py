@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import DecodeError
-from .frame import HEADER_SIZE, MAX_FRAME_SIZE, START, Header, _decode_checked, check_crc, expected_frame_size
+from .frame import (
+    HEADER_SIZE,
+    MAX_FRAME_SIZE,
+    MIN_FRAME_SIZE,
+    START,
+    Header,
+    _decode_checked,
+    check_crc,
+    expected_frame_size,
+)
 from .messages import MESSAGE_TYPES, Message, RawFrame
 
 __all__ = ["DECODE_ERROR", "GARBAGE", "INTERNAL_ERROR", "ErrorEvent", "FrameEvent", "FrameReader"]
@@ -157,7 +166,22 @@ class FrameReader:
         end = len(buf)
         pos = 0
         junk = -1                               # start of the pending garbage run
+        max_size = self.max_frame_size
         while pos < end:
+            # fast path, the common case: a whole frame at pos whose L byte is right and CRC valid
+            # (exactly the first candidate the general path below would try and accept)
+            if buf[pos] == START and end - pos >= HEADER_SIZE and buf[pos + 4] <= 1:
+                size = buf[pos + 1] + 4
+                if MIN_FRAME_SIZE <= size <= max_size and pos + size <= end:
+                    frame = bytes(buf[pos:pos + size])
+                    order = check_crc(frame)
+                    if order is not None:
+                        if junk >= 0:
+                            self._garbage(events, junk, pos)
+                            junk = -1
+                        self._emit(events, frame, order, False)
+                        pos += size
+                        continue
             if buf[pos] != START:
                 if junk < 0:
                     junk = pos

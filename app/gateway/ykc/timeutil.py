@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
+
+from app.services.clock import to_naive_utc, utcnow  # the one time module (naive UTC)
 
 __all__ = [
     "BEIJING_OFFSET",
@@ -18,13 +20,6 @@ BEIJING_OFFSET = timedelta(hours=8)
 BEIJING_TZ = timezone(BEIJING_OFFSET, "CST")
 
 
-def to_naive_utc(value: datetime) -> datetime:
-    """Naive datetimes are taken as UTC already; aware ones are converted to naive UTC."""
-    if value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
 def beijing_to_utc(local: datetime) -> datetime:
     """Beijing wall-clock time (naive, or aware in any zone) -> naive UTC."""
     if local.tzinfo is not None:
@@ -35,11 +30,6 @@ def beijing_to_utc(local: datetime) -> datetime:
 def utc_to_beijing(value: datetime) -> datetime:
     """Naive UTC (or aware) datetime -> naive Beijing wall-clock time."""
     return to_naive_utc(value) + BEIJING_OFFSET
-
-
-def utcnow() -> datetime:
-    """Current time as a naive UTC datetime (the convention of the frame dataclasses)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def transaction_serial(pile_code: str, gun: str, when: datetime, counter: int) -> str:

@@ -35,7 +35,7 @@ from app.gateway.registry import NODES_KEY, Registry
 from app.models import ChargeOrder, Connector, ConnectorStatusLog, Member, OrderEvent, Pile, PileBill, WalletEntry
 from app.models.base import utcnow
 from app.services import charging
-from app.services.gateway_state import live_pile
+from app.services.live_state import live_pile
 from app.services.wallet import ledger_balance
 from tests.integration.gateway.conftest import (
     ROOT,

@@ -29,7 +29,7 @@ from app.gateway.ykc import (
 )
 from app.models import Alarm, Connector, ConnectorStatusLog, Pile, PileBill, PricePeriod, PriceTemplate
 from app.services import pile_commands
-from app.services.gateway_state import live_guns, live_pile
+from app.services.live_state import live_guns, live_pile
 from app.services.ykc_pricing import billing_model_id
 from tests.integration.gateway.conftest import fetch, wait_until
 from tests.integration.gateway.ykc_client import PileClient

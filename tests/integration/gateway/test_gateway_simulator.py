@@ -17,7 +17,7 @@ from sqlalchemy import select
 from app.gateway.registry import Registry
 from app.models import PileBill
 from app.services import pile_commands
-from app.services.gateway_state import live_guns, live_pile
+from app.services.live_state import live_guns, live_pile
 from tests.integration.gateway.conftest import ROOT, fetch, wait_until
 
 

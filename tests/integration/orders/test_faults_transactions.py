@@ -19,7 +19,7 @@ from app.extensions import db, get_redis
 from app.gateway.ykc import RealtimeData, TransactionRecord, encode_frame
 from app.models import ChargeOrder, Member, MeterSample, OrderEvent, PileBill, utcnow
 from app.services import charging, occupancy
-from app.services.gateway_state import to_jsonable
+from app.services.live_state import to_jsonable
 from tests.integration.orders.test_charging_flow import demo_gun, member_of, new_order
 from tests.integration.orders.test_occupancy import new_member, occupancy_connector, reset, settled_order
 

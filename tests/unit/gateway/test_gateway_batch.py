@@ -9,9 +9,10 @@ from sqlalchemy import delete, func, select
 
 from app.extensions import db, get_redis
 from app.gateway.metrics import Metrics
+from app.gateway.state_writer import DbBatch, GatewayState, StateSettings
 from app.gateway.ykc import Login, RealtimeData, TransactionRecord, encode_frame, utcnow
 from app.models import Alarm, Connector, ConnectorStatusLog, Pile, PileBill, Station
-from app.services.gateway_state import DbBatch, GatewayState, StateSettings, live_guns, live_pile
+from app.services.live_state import live_guns, live_pile
 
 CODE = "76000000000001"
 

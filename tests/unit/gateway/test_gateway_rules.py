@@ -4,6 +4,14 @@ from datetime import datetime
 from decimal import Decimal
 
 from app.gateway.metrics import Metrics
+from app.gateway.state_writer import (
+    connector_status,
+    fault_alarms,
+    gun_number,
+    protocol_version_text,
+    realtime_fields,
+    to_jsonable,
+)
 from app.gateway.ykc import (
     ParallelPileStartReply,
     ParallelPileStartRequest,
@@ -13,14 +21,6 @@ from app.gateway.ykc import (
     TransactionRecord,
 )
 from app.services.charging_hooks import ChargingHooks, load_hooks, overrides
-from app.services.gateway_state import (
-    connector_status,
-    fault_alarms,
-    gun_number,
-    protocol_version_text,
-    realtime_fields,
-    to_jsonable,
-)
 
 
 def test_connector_status_from_ykc():

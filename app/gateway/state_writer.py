@@ -1,6 +1,11 @@
-"""Pile gateway state: live state in Redis, batched database writes, login lookups, bills.
+"""Pile gateway state writer: live state in Redis, batched database writes, login lookups, bills.
 
-Rules of the gateway live here; ``app.gateway.session`` only decodes frames and calls these.
+Gateway plumbing (it was ``app.services.gateway_state``): ``app.gateway.session`` decodes frames
+and calls :class:`GatewayState`; the business rules it needs come from ``app.services`` (charging
+hooks, billing models, data scope). Imports run gateway -> services only: nothing in
+``app.services``, ``app.views``, ``app.api`` or ``app.tasks`` imports this module (enforced by
+``tests/unit/test_import_direction.py``); they read live state through
+:mod:`app.services.live_state`.
 
 - Live state: one Redis hash per pile and per gun (keys in :mod:`app.gateway.registry`), written
   through :class:`LiveWriter`, which coalesces updates per key and pipelines them every
@@ -18,14 +23,12 @@ Rules of the gateway live here; ``app.gateway.session`` only decodes frames and 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +49,8 @@ from app.models import Alarm, Connector, ConnectorStatusLog, Pile, PileBill, Sta
 from app.models.pile import CARRIER_YKC, NETWORK_TYPE_YKC
 from app.security.scope import platform_scope
 from app.services.charging_hooks import ChargingHooks, overrides, refusal
+from app.services.live_state import to_jsonable
+from app.services.money import q_live_power
 from app.services.ykc_pricing import BillingModelError, billing_model_fields
 
 log = logging.getLogger(__name__)
@@ -57,7 +62,6 @@ CARRIER_BY_YKC = {v: k for k, v in CARRIER_YKC.items()}
 LOCK_BY_YKC = {0x55: "locked", 0xFF: "unlocked"}
 PARK_BY_YKC = {0x00: "free", 0xFF: "occupied"}
 FAULT_STATUS_CODE = "FAULT"
-KW = Decimal("0.01")
 
 
 # --- pure rules ---------------------------------------------------------------------------------------
@@ -73,6 +77,8 @@ def connector_status(ykc_status: int, plugged: int) -> str | None:
 
 def fault_alarms(ykc_status: int, hardware_faults: int) -> dict[str, str]:
     """Alarm code -> description for what a 0x13 frame reports as faulty."""
+    if not hardware_faults and ykc_status != codes.GunStatus.FAULT:
+        return {}
     active = {}
     if ykc_status == codes.GunStatus.FAULT:
         active[FAULT_STATUS_CODE] = "Connector reports fault status"
@@ -97,24 +103,9 @@ def iso(value: datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value else ""
 
 
-def to_jsonable(value):
-    """A decoded frame (dataclass) as JSON-safe data: Decimal -> str, datetime -> ISO, bytes -> hex."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).hex().upper()
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    return value
-
-
 def realtime_fields(msg: RealtimeData, status: str | None, at: datetime) -> dict:
     """The live gun hash written for a 0x13 frame."""
-    power = (msg.output_voltage * msg.output_current / 1000).quantize(KW)
+    power = q_live_power(msg.output_voltage * msg.output_current / 1000)
     return {
         "status": status or "", "ykc_status": msg.status, "plugged": msg.gun_plugged, "homed": msg.gun_homed,
         "voltage": str(msg.output_voltage), "current": str(msg.output_current), "power": str(power),
@@ -138,6 +129,7 @@ class ConnectorRef:
     faults: set[str] = field(default_factory=set)   # open alarm codes
     synced: bool = False                 # a 0x13 was applied since login
     heartbeat_fault: int = 0
+    live_sent: dict | None = None        # the 0x13 live hash last written (only changes are rewritten)
 
 
 @dataclass
@@ -151,9 +143,22 @@ class PileInfo:
     connectors: dict[int, ConnectorRef] = field(default_factory=dict)
     ttl_at: float = 0.0                  # monotonic time of the last owner-key refresh
     db_heartbeat_at: float = 0.0         # monotonic time of the last heartbeat written to the DB
+    live_heartbeat: str = ""             # the live ``last_heartbeat`` last written (second resolution)
 
 
 # --- database ------------------------------------------------------------------------------------------
+
+
+def _semaphore(size: int):
+    """gevent's own semaphore in a patched (gevent) process: the patched ``threading`` one costs
+    several microseconds per use, and the lane is entered for every hooked frame."""
+    from gevent import monkey
+
+    if monkey.is_module_patched("threading"):
+        from gevent.lock import BoundedSemaphore
+
+        return BoundedSemaphore(size)
+    return threading.BoundedSemaphore(size)
 
 
 class DbLane:
@@ -165,7 +170,7 @@ class DbLane:
             size = 1 if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") else 4
         self.app = app
         self.size = size
-        self._sem = threading.BoundedSemaphore(size)
+        self._sem = _semaphore(size)
 
     @contextmanager
     def __call__(self):
@@ -483,8 +488,10 @@ class GatewayState:
     def _offline(self, info: PileInfo, guns: list[ConnectorRef], reason: str) -> None:
         now = utcnow()
         self.live.hset(pile_key(info.code), {"online": 0, "offline_at": iso(now), "offline_reason": reason})
+        info.live_heartbeat = ""
         for gun in guns:
             self.live.hset(gun_key(gun.code), {"status": "offline", "updated_at": iso(now)})
+            gun.live_sent = None
             if gun.status != "offline":
                 self.batch.status(StatusChange(gun.id, info.id, info.operator_id, "offline", gun.status, now,
                                                f"offline: {reason}"))
@@ -505,7 +512,10 @@ class GatewayState:
 
     def heartbeat(self, info: PileInfo, gun_text: str, gun_state: int, mono: float) -> None:
         now = utcnow()
-        self.live.hset(pile_key(info.code), {"last_heartbeat": iso(now)})
+        text = iso(now)
+        if text != info.live_heartbeat:          # second resolution: a rewrite in the same second is a no-op
+            info.live_heartbeat = text
+            self.live.hset(pile_key(info.code), {"last_heartbeat": text})
         gun = info.connectors.get(gun_number(gun_text))
         if gun is not None and gun.heartbeat_fault != gun_state:
             gun.heartbeat_fault = gun_state
@@ -521,7 +531,15 @@ class GatewayState:
     def realtime(self, info: PileInfo, gun: ConnectorRef, msg: RealtimeData) -> None:
         now = utcnow()
         status = connector_status(msg.status, msg.gun_plugged)
-        self.live.hset(gun_key(gun.code), realtime_fields(msg, status, now))
+        fields = realtime_fields(msg, status, now)
+        sent = gun.live_sent
+        if sent is None or not gun.synced:
+            changed = fields
+        else:                                    # only what changed since the last write (often just the time)
+            changed = {name: value for name, value in fields.items() if sent.get(name) != value}
+        gun.live_sent = fields
+        if changed:
+            self.live.hset(gun_key(gun.code), changed)
         if status is not None and (status != gun.status or not gun.synced):
             self.batch.status(StatusChange(gun.id, info.id, info.operator_id, status, gun.status, now, "0x13",
                                            log=status != gun.status))
@@ -647,64 +665,3 @@ def new_bill(info: PileInfo, raw: bytes, msg: TransactionRecord) -> PileBill:
         total_energy=msg.total_energy, total_amount=msg.total_amount, meter_start=msg.meter_start,
         meter_stop=msg.meter_stop, trade_flag=msg.transaction_flag, stop_reason_code=msg.stop_reason,
         vin=msg.vin.strip("\x00 ")[:17] or None, physical_card_no=card.hex().upper() if any(card) else None)
-
-
-# --- reading live state (web, workers) -------------------------------------------------------------------
-
-
-def _decode_hash(raw: dict) -> dict:
-    return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in raw.items()}
-
-
-def live_pile(redis, code: str) -> dict:
-    """Live state of a pile: its Redis hash plus ``online`` and ``node`` from the registry."""
-    registry = Registry(redis)
-    state = _decode_hash(redis.hgetall(pile_key(code)))
-    owner = registry.owner(code)
-    state["online"] = owner is not None and registry.node_alive(owner[0])
-    state["node"] = owner[0] if owner else ""
-    return state
-
-
-def live_guns(redis, gun_codes: list[str]) -> dict[str, dict]:
-    """Live state hash of each gun (empty dict when the gateway never reported it)."""
-    if not gun_codes:
-        return {}
-    pipe = redis.pipeline(transaction=False)
-    for code in gun_codes:
-        pipe.hgetall(gun_key(code))
-    return {code: _decode_hash(raw) for code, raw in zip(gun_codes, pipe.execute(), strict=True)}
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-
-
-def panel_state(redis, pile: Pile) -> dict:
-    """What the admin shows for a pile: online state, last heartbeat (the newer of Redis and the
-    database), login details and each connector's live hash (status falls back to the database)."""
-    live = live_pile(redis, pile.code)
-    heartbeats = [t for t in (_parse_time(live.get("last_heartbeat")), pile.last_heartbeat_at) if t]
-    state = {
-        "online": bool(live["online"]), "node": live["node"],
-        "last_heartbeat": max(heartbeats) if heartbeats else None,
-        "login_at": _parse_time(live.get("login_at")) or pile.last_login_at,
-        "offline_at": _parse_time(live.get("offline_at")) or pile.last_offline_at,
-        "offline_reason": live.get("offline_reason", ""),
-        "firmware": live.get("firmware") or pile.firmware or "",
-        "protocol_version": live.get("protocol_version") or pile.protocol_version or "",
-        "iccid": live.get("iccid") or pile.iccid or "",
-        "billing_model": live.get("billing_model") or (f"{pile.billing_model_id:04d}"
-                                                       if pile.billing_model_id is not None else ""),
-    }
-    connectors = sorted(pile.connectors, key=lambda c: c.gun_no)
-    guns = live_guns(redis, [c.code for c in connectors])
-    state["guns"] = [{"id": c.id, "gun_no": c.gun_no, "code": c.code, "name": c.name,
-                      "status": (guns[c.code].get("status") if state["online"] else None) or c.status,
-                      "updated_at": _parse_time(guns[c.code].get("updated_at")), "live": guns[c.code]}
-                     for c in connectors]
-    return state
