@@ -30,7 +30,7 @@ from app.models import (
 
 ROOT = Path(__file__).resolve().parents[3]
 PILE_PREFIX = "7700000000"          # test pile codes: 77000000000001 ...
-PILE_COUNT = 40
+PILE_COUNT = 56
 
 TOU = [(0, 480, "valley", "0.31000", "0.50000"), (480, 600, "flat", "0.62000", "0.60000"),
        (600, 840, "peak", "1.05000", "0.70000"), (840, 1020, "flat", "0.62000", "0.60000"),
@@ -111,10 +111,18 @@ class GatewayProcess:
     def wait_ready(self, redis, timeout: float = 30.0) -> GatewayProcess:
         registry = Registry(redis)
 
+        def listening() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+
         def ready():
             if self.proc.poll() is not None:
                 raise AssertionError(f"gateway {self.node} exited: {self.log()}")
-            return registry.node_alive(self.node)
+            # this process listens (a crashed namesake's liveness key may still be there) and is registered
+            return listening() and registry.node_alive(self.node)
 
         wait_until(ready, timeout, 0.1, f"gateway {self.node} ready")
         return self
