@@ -30,7 +30,7 @@ from app.models import (
 
 ROOT = Path(__file__).resolve().parents[3]
 PILE_PREFIX = "7700000000"          # test pile codes: 77000000000001 ...
-PILE_COUNT = 56
+PILE_COUNT = 64
 
 TOU = [(0, 480, "valley", "0.31000", "0.50000"), (480, 600, "flat", "0.62000", "0.60000"),
        (600, 840, "peak", "1.05000", "0.70000"), (840, 1020, "flat", "0.62000", "0.60000"),
