@@ -436,6 +436,17 @@ def _sample_row(item):
     return row
 
 
+def _why(exc) -> str:
+    """Why a queued sample is unreadable, as a msgid (shown translated; never an exception's repr)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return N_("not JSON")
+    if isinstance(exc, KeyError):
+        return N_("a field is missing")
+    if isinstance(exc, ArithmeticError):
+        return N_("a value is not a number")
+    return N_("a value has the wrong type")
+
+
 def _write_samples(raw):
     """Write what can be written of one batch (one transaction; each insert in a savepoint).
     Returns (rows written, [(raw sample, reason)] set aside)."""
@@ -446,7 +457,7 @@ def _write_samples(raw):
         try:
             rows.append((item, _sample_row(item)))
         except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
-            dead.append((item, (N_("unreadable sample: %(error)s") % {"error": exc})[:255]))
+            dead.append((item, (N_("unreadable sample: %(error)s") % {"error": _why(exc)})[:255]))
     ids = {row["order_id"] for _, row in rows}
     known = set(db.session.scalars(select(ChargeOrder.id).where(ChargeOrder.id.in_(ids)))) if ids else set()
     good = []
