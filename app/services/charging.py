@@ -476,7 +476,7 @@ def _write_samples(raw):
             return part
         except (IntegrityError, DataError) as exc:
             if len(part) == 1:
-                dead.append((part[0][0], (N_("refused by the database: %(error)s") % {"error": exc.orig})[:255]))
+                dead.append((part[0][0], N_("refused by the database"), str(exc.orig)[:500]))
                 return []
             half = len(part) // 2
             return insert(part[:half]) + insert(part[half:])
@@ -505,9 +505,10 @@ def _set_aside(dead):
         return
     at = utcnow().isoformat(timespec="seconds")
     pipe = get_redis().pipeline()
-    for item, reason in dead:
+    for item, reason, *detail in dead:      # detail: the database's own words, shown as code
         sample = item.decode(errors="replace") if isinstance(item, bytes) else str(item)
-        pipe.rpush(DEAD_SAMPLES_KEY, json.dumps({"sample": sample, "reason": reason, "at": at}))
+        pipe.rpush(DEAD_SAMPLES_KEY, json.dumps({"sample": sample, "reason": reason, "at": at,
+                                                 "detail": detail[0] if detail else None}))
     pipe.ltrim(DEAD_SAMPLES_KEY, -DEAD_SAMPLES_KEEP, -1)
     pipe.incrby(DEAD_SAMPLES_TOTAL, len(dead))
     pipe.execute()
