@@ -9,6 +9,7 @@ from flask import g, request
 from app.models import Card, ChargeOrder, Connector, Member, Partner, Pile, PriceTemplate, Station
 from app.services import masterdata, partners, price_templates
 from app.views.base import CpmsModelRestApi, ScopedSQLAInterface
+from app.views.write_hooks import CardWrite, ConnectorWrite, MemberWrite, PileWrite, StationWrite
 
 RW_MAP = None
 
@@ -40,7 +41,7 @@ class _CommandApi(CpmsModelRestApi):
         return self._rules(super().put_headless, pk)
 
 
-class StationApi(_CommandApi):
+class StationApi(StationWrite, _CommandApi):
     resource_name = "station"
     generated_columns = ("code",)
     datamodel = ScopedSQLAInterface(Station)
@@ -55,20 +56,8 @@ class StationApi(_CommandApi):
     search_columns = ["code", "name", "status", "operator"]
     order_columns = ["id", "code", "name"]
 
-    def pre_add(self, item):
-        masterdata.prepare_station(item)
-        super().pre_add(item)
 
-    def pre_update(self, item):
-        masterdata.prepare_station(item)
-        g.cpms_template_changed = masterdata.template_changed(item)
-        super().pre_update(item)
-
-    def post_update(self, item):
-        masterdata.station_saved(item, g.pop("cpms_template_changed", False))
-
-
-class PileApi(_CommandApi):
+class PileApi(PileWrite, _CommandApi):
     resource_name = "pile"
     generated_columns = ("code",)
     datamodel = ScopedSQLAInterface(Pile)
@@ -81,16 +70,8 @@ class PileApi(_CommandApi):
     search_columns = ["code", "name", "station", "online"]
     order_columns = ["id", "code"]
 
-    def pre_add(self, item):
-        super().pre_add(item)
-        masterdata.prepare_pile(self.datamodel.session, item, create_connectors=True)
 
-    def pre_update(self, item):
-        super().pre_update(item)
-        masterdata.prepare_pile(self.datamodel.session, item)
-
-
-class ConnectorApi(_CommandApi):
+class ConnectorApi(ConnectorWrite, _CommandApi):
     resource_name = "connector"
     generated_columns = ("name",)
     datamodel = ScopedSQLAInterface(Connector)
@@ -102,14 +83,6 @@ class ConnectorApi(_CommandApi):
     edit_columns = add_columns[2:]
     search_columns = ["code", "pile", "station", "status"]
     order_columns = ["id", "code"]
-
-    def pre_add(self, item):
-        super().pre_add(item)
-        masterdata.prepare_connector(self.datamodel.session, item)
-
-    def pre_update(self, item):
-        super().pre_update(item)
-        masterdata.prepare_connector(self.datamodel.session, item)
 
 
 class PriceTemplateApi(_CommandApi):
@@ -198,7 +171,7 @@ class PartnerApi(_CommandApi):
         super().pre_update(item)
 
 
-class MemberApi(_CommandApi):
+class MemberApi(MemberWrite, _CommandApi):
     resource_name = "member"
     datamodel = ScopedSQLAInterface(Member)
     list_columns = ["id", "member_no", "username", "nickname", "phone", "balance", "status", "operator_id",
@@ -210,16 +183,8 @@ class MemberApi(_CommandApi):
     search_columns = ["member_no", "phone", "status", "operator"]
     order_columns = ["id", "member_no", "created_at"]
 
-    def pre_add(self, item):
-        masterdata.prepare_member(item)
-        super().pre_add(item)
 
-    def pre_update(self, item):
-        masterdata.prepare_member(item)
-        super().pre_update(item)
-
-
-class CardApi(_CommandApi):
+class CardApi(CardWrite, _CommandApi):
     resource_name = "card"
     datamodel = ScopedSQLAInterface(Card)
     list_columns = ["id", "logical_no", "physical_no", "card_type", "status", "member_id", "organization_id",
@@ -230,14 +195,6 @@ class CardApi(_CommandApi):
     edit_columns = ["card_type", "status", "member", "organization", "remark"]
     search_columns = ["logical_no", "physical_no", "status", "operator"]
     order_columns = ["id", "logical_no"]
-
-    def pre_add(self, item):
-        masterdata.prepare_card(self.datamodel.session, item)
-        super().pre_add(item)
-
-    def pre_update(self, item):
-        masterdata.prepare_card(self.datamodel.session, item)
-        super().pre_update(item)
 
 
 class OrderApi(CpmsModelRestApi):

@@ -46,6 +46,7 @@ from app.views.orders import (
     related_filter,
 )
 from app.views.stations import labels
+from app.views.write_hooks import CardWrite, MemberWrite
 
 PHONE = Regexp(r"^1\d{10}$", message=_l("A mobile number is 11 digits starting with 1."))
 
@@ -277,7 +278,7 @@ class ChannelView(CpmsModelView):
 
 
 # ----- 会员管理 --------------------------------------------------------------------------------
-class MemberView(CpmsModelView):
+class MemberView(MemberWrite, CpmsModelView):
     """Balance is the wallet ledger's cache: shown, never edited here."""
 
     datamodel = ScopedSQLAInterface(Member)
@@ -345,10 +346,6 @@ class MemberView(CpmsModelView):
         "plate_no": StringField(_l("Plate no."), validators=[Optional(), Length(max=16)]),
     }
 
-    def pre_update(self, item):
-        masterdata.prepare_member(item)
-        super().pre_update(item)
-
 
 # ----- 支付网关 --------------------------------------------------------------------------------
 class PaymentGatewayView(CpmsModelView):
@@ -399,7 +396,7 @@ class _CardNo:
             raise ValidationError(_l("Another card already has this number."))
 
 
-class CardView(CpmsModelView):
+class CardView(CardWrite, CpmsModelView):
     datamodel = ScopedSQLAInterface(Card)
     list_title = _l("Charge cards")
     show_title = add_title = edit_title = _l("Charge card")
@@ -460,14 +457,6 @@ class CardView(CpmsModelView):
             _l("Physical card no."), validators=[DataRequired(), _CardNo("physical_no")]
         ),
     }
-
-    def pre_add(self, item):
-        masterdata.prepare_card(self.datamodel.session, item)
-        super().pre_add(item)
-
-    def pre_update(self, item):
-        masterdata.prepare_card(self.datamodel.session, item)
-        super().pre_update(item)
 
 
 # ----- 组织机构 --------------------------------------------------------------------------------

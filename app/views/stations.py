@@ -48,6 +48,7 @@ from app.services.price_templates import periods_to_rows, used_by_ykc_piles
 from app.views.base import CpmsModelView, ScopedSQLAInterface
 from app.views.fields import Digits, JSONListSelectField, PeriodsField, PhotosField, Range
 from app.views.formatters import period_summary
+from app.views.write_hooks import ConnectorWrite, PileWrite, StationWrite
 
 COMMON_LABELS = {
     "code": _l("Code"), "name": _l("Name"), "operator": _l("Operator"), "station": _l("Station"),
@@ -63,7 +64,7 @@ def labels(**extra):
     return out
 
 
-class StationView(CpmsModelView):
+class StationView(StationWrite, CpmsModelView):
     datamodel = ScopedSQLAInterface(Station)
     list_title = _l("Stations")
     show_title = _l("Station")
@@ -121,18 +122,6 @@ class StationView(CpmsModelView):
         "photo_uploads": PhotosField(_l("Upload photos")),
     }
 
-    def pre_add(self, item):
-        masterdata.prepare_station(item)
-        super().pre_add(item)
-
-    def pre_update(self, item):
-        masterdata.prepare_station(item)
-        g.cpms_template_changed = masterdata.template_changed(item)
-        super().pre_update(item)
-
-    def post_update(self, item):
-        masterdata.station_saved(item, g.pop("cpms_template_changed", False))
-
 
 class PriceTemplateView(CpmsModelView):
     datamodel = ScopedSQLAInterface(PriceTemplate)
@@ -186,7 +175,7 @@ class PriceTemplateView(CpmsModelView):
         price_templates.template_saved(item, g.pop("cpms_periods_replaced", False))
 
 
-class PileView(CpmsModelView):
+class PileView(PileWrite, CpmsModelView):
     datamodel = ScopedSQLAInterface(Pile)
     show_template = "stations/pile_show.html"
     list_title = _l("Piles")
@@ -226,14 +215,6 @@ class PileView(CpmsModelView):
         "code": StringField(_l("Pile code"), validators=[Optional(), Digits(14)]),
     }
 
-    def pre_add(self, item):
-        super().pre_add(item)
-        masterdata.prepare_pile(self.datamodel.session, item, create_connectors=True)
-
-    def pre_update(self, item):
-        super().pre_update(item)
-        masterdata.prepare_pile(self.datamodel.session, item)
-
 
 class StartChargeForm(FlaskForm):
     member_no = StringField(_l("Member no."), validators=[DataRequired()])
@@ -241,7 +222,7 @@ class StartChargeForm(FlaskForm):
                                   description=_l("Leave empty to charge against the whole wallet balance."))
 
 
-class ConnectorView(CpmsModelView):
+class ConnectorView(ConnectorWrite, CpmsModelView):
     datamodel = ScopedSQLAInterface(Connector)
     show_template = "stations/connector_show.html"
     list_title = _l("Connectors")
@@ -300,14 +281,6 @@ class ConnectorView(CpmsModelView):
         status_label = dict(CONNECTOR_STATUS).get(connector.status, connector.status)
         return self.render_template("stations/start_charge.html", connector=connector, form=form,
                                     status_label=_(status_label))
-
-    def pre_add(self, item):
-        super().pre_add(item)
-        masterdata.prepare_connector(self.datamodel.session, item)
-
-    def pre_update(self, item):
-        super().pre_update(item)
-        masterdata.prepare_connector(self.datamodel.session, item)
 
 
 class ManufacturerView(CpmsModelView):
