@@ -521,20 +521,3 @@ def _refuse_out_of_scope_choices():
 
 
 _refuse_out_of_scope_choices()
-
-
-class GrantableRoleFilter(BaseFilter):
-    """Roles an operator's staff may hand out: never the platform admin role, nor a role whose
-    data scope is 'all'."""
-
-    name = "Grantable roles"
-    arg_name = None
-
-    def apply(self, query, value):
-        if current_scope().all:
-            return query
-        from app.security.models import RoleDataScope
-
-        admin = current_app.config.get("AUTH_ROLE_ADMIN", "Admin")
-        all_scope = query.session.query(RoleDataScope.role_id).filter(RoleDataScope.scope == SCOPE_ALL)
-        return query.filter(self.model.name != admin, ~self.model.id.in_(all_scope))
