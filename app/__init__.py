@@ -31,6 +31,9 @@ def create_app(config=None, **overrides):
     with app.app_context():
         from app import models  # noqa: F401  (tables on the shared metadata)
         from app.security import models as security_models  # noqa: F401
+        from app.services.interconnect_push import install_order_listeners
+
+        install_order_listeners()  # partner order events -> T/CEC pushes, after commit
 
         appbuilder = AppBuilder()
         appbuilder.init_app(app, db.session)

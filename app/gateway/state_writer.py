@@ -255,6 +255,7 @@ class DbBatch:
             with self.lane() as session:
                 counts = self._write(session, *taken[:4])
                 session.commit()
+                partner_status_pushes([c for c in taken[2] if c.log])
         except Exception:
             self.failures += 1
             log.exception("batched gateway write failed (%d in a row); kept for the next flush", self.failures)
@@ -310,6 +311,19 @@ class DbBatch:
                     .values(ended_at=event.at)
                     .execution_options(synchronize_session=False))
         return {"pile": len(piles), "connector": len(connectors), "status_log": len(logs), "alarm": len(alarms)}
+
+
+def partner_status_pushes(changes) -> None:
+    """Committed gun status changes -> T/CEC notification_stationStatus jobs (coalesced per gun, one
+    Redis pipeline; app.services.interconnect_push). Never fails the flush."""
+    if not changes:
+        return
+    try:
+        from app.services.interconnect_push import gun_status_changed
+
+        gun_status_changed(changes)
+    except Exception:
+        log.exception("could not queue partner status pushes")
 
 
 CHUNK_ROWS = 500

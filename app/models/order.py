@@ -126,6 +126,7 @@ class ChargeOrder(OperatorMixin, TimestampMixin, db.Model):
         Index("ix_ev_charge_order_connector_status", "connector_id", "status"),
         Index("ix_ev_charge_order_pile_created", "pile_id", "created_at"),
         Index("ix_ev_charge_order_partner_order_no", "partner_order_no"),
+        UniqueConstraint("partner_id", "partner_order_no", name="uq_ev_charge_order_partner_seq"),
         Index("ix_ev_charge_order_status_updated", "status", "updated_at"),
         # order lists: default window / sort without an operator filter, 充电时间 range; on PostgreSQL the
         # totals bar's columns are included so its aggregate is an index-only scan
@@ -171,6 +172,7 @@ class ChargeOrder(OperatorMixin, TimestampMixin, db.Model):
     settled_at = Column(DateTime)
     paid_at = Column(DateTime)
     pushed_at = Column(DateTime)                             # last successful partner push
+    partner_confirm_result = Column(Integer)                 # ConfirmResult of notification_charge_order_info
 
     start_soc = Column(Integer)
     end_soc = Column(Integer)

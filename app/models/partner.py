@@ -14,6 +14,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import relationship
 
 from app.extensions import db
@@ -21,6 +22,9 @@ from app.models.base import N_, OperatorMixin, TimestampMixin, utcnow
 
 PARTNER_TYPE = [("platform", N_("Platform")), ("regulator", N_("Regulator"))]
 PARTNER_TYPE_TCEC = {"platform": 1, "regulator": 2}
+
+FIELD_SPELLING = [("sevice", N_("Sevice* (standard)")), ("service", N_("Service*"))]
+MONEY_FIELD = [("ElecMoney", N_("ElecMoney (standard)")), ("ElectMoney", N_("ElectMoney"))]
 
 PUSH_DIRECTION = [("out", N_("We called them")), ("in", N_("They called us"))]
 PUSH_STATUS = [("pending", N_("Pending")), ("success", N_("Success")), ("failed", N_("Failed")),
@@ -54,6 +58,11 @@ class Partner(OperatorMixin, TimestampMixin, db.Model):
     ip_allowlist = Column(Text)                              # IP/CIDR, comma or newline separated
     tenant_id = Column(String(32))                           # 租户ID
     push_enabled = Column(Boolean, nullable=False, default=True)
+    # dialect (app/interconnect/dialect.py)
+    field_spelling = Column(String(16), nullable=False, default="sevice", server_default="sevice")
+    money_field = Column(String(16), nullable=False, default="ElecMoney", server_default="ElecMoney")
+    base_path = Column(String(64), nullable=False, default="/evcs/v1.0/", server_default="/evcs/v1.0/")
+    status_as_array = Column(Boolean, nullable=False, default=False, server_default=sa_false())
     enabled = Column(Boolean, nullable=False, default=True)
     remark = Column(String(255))
 

@@ -79,9 +79,18 @@ def apply_secrets(partner, submitted, creating=False):
             raise PartnerError(_l("All eight keys are required for a new partner."))
 
 
+DIALECT_DEFAULTS = {"field_spelling": "sevice", "money_field": "ElecMoney", "base_path": "/evcs/v1.0/"}
+DIALECT_CHOICES = {"field_spelling": ("sevice", "service"), "money_field": ("ElecMoney", "ElectMoney")}
+BASE_PATH = re.compile(r"/[A-Za-z0-9._/-]{0,63}")
+
+
 def normalize(partner):
     partner.partner_operator_code = (partner.partner_operator_code or "").strip()
     partner.our_operator_code = (partner.our_operator_code or "").strip()
+    for field, default in DIALECT_DEFAULTS.items():   # dialect left empty: the T/CEC standard
+        setattr(partner, field, (getattr(partner, field, None) or "").strip() or default)
+    if partner.status_as_array is None:
+        partner.status_as_array = False
     if partner.ip_allowlist:
         partner.ip_allowlist = "\n".join(split_allowlist(partner.ip_allowlist))
 
@@ -103,5 +112,10 @@ def validate(partner):
     error = ip_allowlist_error(getattr(partner, "ip_allowlist", None))
     if error:
         errors["ip_allowlist"] = str(error)
+    for field, allowed in DIALECT_CHOICES.items():
+        if getattr(partner, field, None) not in allowed:
+            errors[field] = str(_l("Not a valid choice"))
+    if not BASE_PATH.fullmatch(getattr(partner, "base_path", None) or ""):
+        errors["base_path"] = str(_l("A path starting with /, e.g. /evcs/v1.0/"))
     if errors:
         raise PartnerError(errors=errors)

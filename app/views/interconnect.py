@@ -5,17 +5,21 @@ the user holds ``can_show_secrets`` on PartnerView; the secrets page shows them 
 who do. In the edit form an empty secret input keeps the stored value.
 """
 
-from flask import abort, current_app, g, request, url_for
+import json
+
+from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_appbuilder import expose, has_access
+from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.security.decorators import permission_name
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
-from wtforms import StringField, TextAreaField
-from wtforms.validators import URL, DataRequired, Length, Optional, ValidationError
+from wtforms import SelectField, StringField, TextAreaField
+from wtforms.validators import URL, DataRequired, Length, Optional, Regexp, ValidationError
 
 from app.models import Partner, PushLog
-from app.models.partner import PARTNER_TYPE, PUSH_DIRECTION, PUSH_STATUS
+from app.models.partner import FIELD_SPELLING, MONEY_FIELD, PARTNER_TYPE, PUSH_DIRECTION, PUSH_STATUS
 from app.services import partners
 from app.views.base import SCOPE_FILTERS, CpmsModelView, ScopedSQLAInterface
 from app.views.stations import labels
@@ -104,6 +108,20 @@ _COMMON_FIELDS = {
     ),
     "ip_allowlist": TextAreaField(_l("IP allow-list"), validators=[Optional(), _AllowList()]),
     "tenant_id": StringField(_l("Tenant ID"), validators=[Optional(), Length(max=32)]),
+    # dialect: left out of a post, the T/CEC standard is kept (partners.normalize)
+    "field_spelling": SelectField(_l("Service field spelling"), choices=[(v, _l(t)) for v, t in FIELD_SPELLING],
+                                  validators=[Optional()]),
+    "money_field": SelectField(_l("Charging money field"), choices=[(v, _l(t)) for v, t in MONEY_FIELD],
+                               validators=[Optional()]),
+    "base_path": StringField(
+        _l("Base path"),
+        default="/evcs/v1.0/",
+        validators=[
+            Optional(),
+            Length(max=64),
+            Regexp(r"^/[A-Za-z0-9._/-]*$", message=_l("A path starting with /, e.g. /evcs/v1.0/")),
+        ],
+    ),
 }
 
 
@@ -111,7 +129,7 @@ class PartnerView(CpmsModelView):
     datamodel = ScopedSQLAInterface(Partner)
     list_title = _l("Partners")
     show_title = add_title = edit_title = _l("Partner")
-    choice_columns = {"partner_type": PARTNER_TYPE}
+    choice_columns = {"partner_type": PARTNER_TYPE, "field_spelling": FIELD_SPELLING, "money_field": MONEY_FIELD}
     list_columns = [
         "id",
         "partner_operator_code",
@@ -153,6 +171,10 @@ class PartnerView(CpmsModelView):
         "channel",
         "ip_allowlist",
         "tenant_id",
+        "field_spelling",
+        "money_field",
+        "base_path",
+        "status_as_array",
         "push_enabled",
         "enabled",
         "operator",
@@ -202,6 +224,10 @@ class PartnerView(CpmsModelView):
                 ]
             },
         ),
+        (
+            _l("Dialect"),
+            {"fields": ["field_spelling", "money_field", "base_path", "status_as_array"]},
+        ),
     ]
     label_columns = labels(
         id=_l("Key"),
@@ -215,6 +241,10 @@ class PartnerView(CpmsModelView):
         ip_allowlist=_l("IP allow-list"),
         tenant_id=_l("Tenant ID"),
         push_enabled=_l("Push enabled"),
+        field_spelling=_l("Service field spelling"),
+        money_field=_l("Charging money field"),
+        base_path=_l("Base path"),
+        status_as_array=_l("Station status as array"),
         **SECRET_LABELS,
     )
     description_columns = {
@@ -225,6 +255,10 @@ class PartnerView(CpmsModelView):
         "our_data_secret": _l("Exactly 16 characters (AES-128 key)."),
         "our_data_secret_iv": _l("Exactly 16 characters (AES-128 IV)."),
         "ip_allowlist": _l("IP addresses or CIDR ranges, one per line or comma separated; empty = any."),
+        "field_spelling": _l("SevicePrice/SeviceMoney (T/CEC standard) or ServicePrice/ServiceMoney."),
+        "money_field": _l("Name of the electricity money field in charging status data."),
+        "base_path": _l("Path of the partner's interfaces, e.g. /evcs/v1.0/ or /evcs/v1/."),
+        "status_as_array": _l("Send ConnectorStatusInfo as an array in station status pushes."),
     }
     formatters_columns = dict({name: _secret_formatter for name in SECRET_LABELS}, id=_id_with_secrets_link)
     _interconnect_channels = {"channel": SCOPE_FILTERS + [["channel_type", FilterEqual, "interconnect"]]}
@@ -282,11 +316,40 @@ class PartnerView(CpmsModelView):
         )
 
 
+def _json_block(value):
+    """Decrypted request/response (personal data already masked when it was logged) as a JSON block."""
+    if value in (None, "", {}):
+        return ""
+    return Markup('<pre class="cpms-json">{}</pre>').format(json.dumps(value, ensure_ascii=False, indent=2))
+
+
 class PushLogView(CpmsModelView):
+    """推送日志: every exchange with partners (both directions), no delete. 重新推送 (``resend``) queues
+    the same interface and business object again for pushes we sent (a new row)."""
+
     datamodel = ScopedSQLAInterface(PushLog)
     list_title = _l("Push log")
     show_title = _l("Exchange")
-    base_permissions = ["can_list", "can_show", "can_export"]
+    base_permissions = ["can_list", "can_show", "can_export", "resend"]
+    formatters_columns = {"request_body": _json_block, "response_body": _json_block}
+
+    @action("resend", _l("Resend"), _l("Send the selected pushes again?"), "fa-repeat")
+    def resend(self, items):
+        from app.services import interconnect_push
+
+        items = [it for it in (items if isinstance(items, list) else [items]) if it is not None]
+        sent = 0
+        for item in items:
+            try:
+                interconnect_push.resend(item.id)
+                sent += 1
+            except interconnect_push.PushRefused as exc:
+                self.datamodel.session.rollback()
+                flash(f"{item}: {exc}", "warning")
+        if sent:
+            flash(_("%(n)d push(es) queued again.", n=sent), "success")
+        self.update_redirect()
+        return redirect(self.get_redirect())
     choice_columns = {"direction": PUSH_DIRECTION, "status": PUSH_STATUS}
     list_columns = [
         "created_at",

@@ -750,6 +750,7 @@ class HistoryOrderView(_ChargeOrderView):
 
     list_title = _l("History orders")
     base_filters = [["status", StatusNotIn, ACTIVE_ORDER_STATUSES]]
+    base_permissions = READ_ONLY + ["can_push"]   # can_push: 订单推送 (app.services.interconnect_push)
     window_exempt = {"started_at", "created_at", "ended_at", "order_no", "partner_order_no"}
 
     def extra_list_filters(self, filters):
@@ -774,6 +775,30 @@ class HistoryOrderView(_ChargeOrderView):
         joined = self.request_filters()
         values = order_queries.totals(self.datamodel.filtered_query(joined))
         return jsonify(dict(order_queries.totals_json(values), window_since=self.window_since(self._filters)))
+
+
+    def order_actions(self, item):
+        """订单推送 on partner orders only (other orders have no partner to push to)."""
+        if not item.partner_id:
+            return []
+        return [(_("Push order"), url_for("HistoryOrderView.push", pk=item.id), "post", "btn-default", "can_push")]
+
+    @expose("/push/<pk>", methods=["POST"])
+    @has_access
+    @permission_name("push")
+    def push(self, pk):
+        """订单推送: queue ChargeOrderInfo of a partner order to its partner again (CSRF-protected POST)."""
+        from app.services import interconnect_push
+
+        item = self.order_or_404(pk)
+        try:
+            interconnect_push.push_order(item.id)
+        except interconnect_push.PushRefused as exc:
+            self.datamodel.session.rollback()
+            flash(str(exc), "warning")
+        else:
+            flash(_("Order %(no)s queued for pushing to the partner.", no=item.order_no), "success")
+        return redirect(url_for("HistoryOrderView.show", pk=item.id))
 
 
 class RemarkForm(DynamicForm):
