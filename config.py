@@ -97,6 +97,11 @@ class BaseConfig:
     GATEWAY_GC_FULL_INTERVAL = env_float("GATEWAY_GC_FULL_INTERVAL", 6 * 3600)
     GATEWAY_METRICS_HOST = env("GATEWAY_METRICS_HOST", "127.0.0.1")
     GATEWAY_METRICS_PORT = env_int("GATEWAY_METRICS_PORT", 9108)        # 0: no metrics endpoint
+    # Prometheus: the web's GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" (unset: 404);
+    # each worker serves its metrics on WORKER_METRICS_HOST:WORKER_METRICS_PORT (0: none).
+    METRICS_TOKEN = env("METRICS_TOKEN")
+    WORKER_METRICS_HOST = env("WORKER_METRICS_HOST", "127.0.0.1")
+    WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 9109)
     CHARGING_HOOKS = env("CHARGING_HOOKS", "app.services.charging:OrderHooks")
     ADMIN_USERNAME = env("ADMIN_USERNAME", "admin")
     ADMIN_PASSWORD = env("ADMIN_PASSWORD")  # None: generated and printed once
@@ -140,6 +145,30 @@ class BaseConfig:
     # Occupancy (占位): accrual job interval and how long a pending connector state is kept at most
     OCCUPANCY_ACCRUAL_SECONDS = env_int("OCCUPANCY_ACCRUAL_SECONDS", 60)
     OCCUPANCY_MAX_HOURS = env_int("OCCUPANCY_MAX_HOURS", 24)
+    # Interconnect pushes to partners (T/CEC 102, app/interconnect/client.py, app/tasks/interconnect.py).
+    # Seconds unless said otherwise. A push is retried TCEC_PUSH_RETRY_MAX times, TCEC_PUSH_RETRY_INTERVAL
+    # apart (the standard: more than 3 times, a minute apart), then marked failed on 推送日志.
+    TCEC_HTTP_TIMEOUT = env_float("TCEC_HTTP_TIMEOUT", 10)
+    TCEC_PUSH_RETRY_MAX = env_int("TCEC_PUSH_RETRY_MAX", 3)
+    TCEC_PUSH_RETRY_INTERVAL = env_int("TCEC_PUSH_RETRY_INTERVAL", 60)
+    TCEC_PUSH_STALE_SECONDS = env_int("TCEC_PUSH_STALE_SECONDS", 300)      # watchdog: lost push job -> again
+    TCEC_PUSH_WATCHDOG_SECONDS = env_int("TCEC_PUSH_WATCHDOG_SECONDS", 60)
+    TCEC_CHARGE_STATUS_INTERVAL = env_int("TCEC_CHARGE_STATUS_INTERVAL", 50)   # notification_equip_charge_status
+    TCEC_REGULATOR_PUSH_SECONDS = env_int("TCEC_REGULATOR_PUSH_SECONDS", 900)  # station info/status/orders
+    TCEC_RECONCILE_AFTER_MINUTES = env_int("TCEC_RECONCILE_AFTER_MINUTES", 10)  # local midnight + N: check
+    TCEC_PARTNER_CACHE_SECONDS = env_float("TCEC_PARTNER_CACHE_SECONDS", 30)   # gateway: who gets status pushes
+    # Our endpoints for partners (app/interconnect/server.py): every base path in TCEC_BASE_PATHS (comma
+    # separated) answers /<base>/<interface>; tokens live TCEC_TOKEN_SECONDS (TokenAvailableTime); a request's
+    # TimeStamp may be TCEC_TIMESTAMP_WINDOW seconds off our clock; query_stations_info pages hold at most
+    # TCEC_PAGE_SIZE_MAX stations; a StartChargeSeq's first result is kept TCEC_START_RESULT_SECONDS.
+    TCEC_BASE_PATHS = env("TCEC_BASE_PATHS", "/evcs/v1.0/,/evcs/v1/")
+    TCEC_TOKEN_SECONDS = env_int("TCEC_TOKEN_SECONDS", 7200)
+    TCEC_TIMESTAMP_WINDOW = env_int("TCEC_TIMESTAMP_WINDOW", 300)
+    TCEC_PAGE_SIZE_MAX = env_int("TCEC_PAGE_SIZE_MAX", 100)
+    TCEC_START_RESULT_SECONDS = env_int("TCEC_START_RESULT_SECONDS", 7 * 86400)
+    # Reverse proxies in front of the web process: the partner's IP (allow-list) is then the TCEC_PROXY_HOPS-th
+    # address from the right of X-Forwarded-For; 0 = the TCP peer (no proxy; the header is ignored).
+    TCEC_PROXY_HOPS = env_int("TCEC_PROXY_HOPS", 0)
 
     # Flask-AppBuilder (fab-guide §0, §1.6)
     FAB_SECURITY_MANAGER_CLASS = "app.security.manager.CpmsSecurityManager"
@@ -217,6 +246,7 @@ class TestConfig(BaseConfig):
     TESTING = True
     WTF_CSRF_ENABLED = env_bool("TEST_CSRF", False)
     AUTH_RATE_LIMIT = env("AUTH_RATE_LIMIT", "1000 per minute")
+    WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0)          # test workers bind no fixed port
 
 
 class ProductionConfig(BaseConfig):

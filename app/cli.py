@@ -9,6 +9,10 @@ from app.security.scope import platform_job, platform_scope
 
 
 def register_cli(app):
+    from app.cli_stats import stats_cli
+
+    app.cli.add_command(stats_cli)
+
     @app.cli.command("init-security")
     @with_appcontext
     @platform_job("init-security")
@@ -42,10 +46,12 @@ def register_cli(app):
 
     @app.cli.command("setup")
     @click.option("--demo/--no-demo", default=False, help="Also load the demo data (a demo system only).")
+    @click.option("--history-days", type=click.IntRange(0, 366), default=0,
+                  help="With --demo: also replay this many past days of charging (only without orders).")
     @with_appcontext
-    def setup(demo):
+    def setup(demo, history_days):
         """Migrate, sync roles and permissions, create the admin; demo data only with --demo."""
-        click.echo(setup_platform(demo=demo))
+        click.echo(setup_platform(demo=demo, history_days=history_days if demo else 0))
 
 
 def permissions_summary():
@@ -67,8 +73,10 @@ def permissions_summary():
     return "\n".join(lines)
 
 
-def setup_platform(demo=False):
-    """Idempotent first-start routine; returns a text to print (incl. a generated password)."""
+def setup_platform(demo=False, history_days=0):
+    """Idempotent first-start routine; returns a text to print (incl. a generated password).
+    ``history_days`` (demo only): the demo piles' past, replayed through the real order path when the
+    database has no orders yet (:mod:`app.gateway.simulator.history`)."""
     from flask_migrate import upgrade
 
     from app.services.accounts import ensure_admin, sync_roles_and_permissions
@@ -83,6 +91,11 @@ def setup_platform(demo=False):
 
         with platform_scope("demo-data"):
             lines.append(load_demo_data())
+        if history_days:
+            from app.gateway.simulator.history import generate_history
+
+            with platform_scope("demo-history"):
+                lines.append(generate_history(history_days))
     if password:
         lines.append(f"Admin account created: username={user} password={password}  (shown once)")
     else:

@@ -3,6 +3,7 @@
 Security models (User, Role, Department, Post, RoleDataScope) live in ``app.security.models``.
 """
 from .base import Energy, Money, OperatorMixin, Price, TimestampMixin, utcnow
+from .interconnect import PartnerStation, ReconciliationDispute
 from .marketing import (
     Campaign,
     CampaignPeriod,
@@ -39,7 +40,7 @@ from .pile import (
     Pile,
     PileModel,
 )
-from .report import DailyStationStat
+from .report import DailyChannelStat, DailyStationStat
 from .station import PricePeriod, PriceTemplate, Station
 
 __all__ = [
@@ -62,6 +63,9 @@ __all__ = [
     "CouponTemplate", "campaign_station", "coupon_campaign_member", "coupon_template_station",
     # report
     "DailyStationStat",
+    "DailyChannelStat",
     # partner
     "Partner", "PushLog",
+    # interconnect client (pulled stations, reconciliation)
+    "PartnerStation", "ReconciliationDispute",
 ]

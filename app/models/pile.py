@@ -270,6 +270,11 @@ class Alarm(OperatorMixin, TimestampMixin, db.Model):
     handled_by_id = Column(Integer, ForeignKey("ab_user.id"))
     handled_at = Column(DateTime)
     remark = Column(String(255))
+    # acknowledgement (app/services/alarms.py): who, when, the note; once per alarm
+    acknowledged_at = Column(DateTime)
+    acknowledged_by_id = Column(Integer, ForeignKey("ab_user.id"))
+    acknowledged_by_name = Column(String(64))                # the user's name at the time
+    ack_note = Column(String(255))
 
     station = relationship("Station", lazy="selectin")
     pile = relationship("Pile", lazy="selectin")
@@ -277,6 +282,16 @@ class Alarm(OperatorMixin, TimestampMixin, db.Model):
 
     def __str__(self):
         return f"{self.pile_code}/{self.gun_no} {self.fault_code} {self.description or ''}".strip()
+
+    def fault_meaning(self):
+        """The fault code's meaning from the YKC table, in the current language."""
+        from app.services.fault_codes import meaning
+
+        return meaning(self.fault_code, self.description)
+
+    def duration_seconds(self):
+        """Seconds from the start to the end, or to now while the alarm is open."""
+        return max(int(((self.ended_at or utcnow()) - self.started_at).total_seconds()), 0)
 
     __repr__ = __str__
 

@@ -117,7 +117,7 @@ VIEWS = {
     "PileCommandView": rule(TENANT_READ),                    # can_read: staff, can_command: admins
     "PriceTemplateView": rule(TENANT_READ),
     "FaultReportView": rule(TENANT_READ, **_NO_BULK_DELETE),
-    "AlarmView": rule(TENANT_READ, **_NO_BULK_DELETE),
+    "AlarmView": rule(TENANT_READ, **_NO_BULK_DELETE),       # can_ack (acknowledge): operator admins
     "StatusLogView": rule(TENANT_READ, **_NO_BULK_DELETE),
     "FeedbackView": rule(TENANT_READ, **_NO_BULK_DELETE),
     "ManufacturerView": rule(CATALOG),
@@ -150,6 +150,8 @@ VIEWS = {
     # interconnect
     "PartnerView": rule(TENANT_READ, can_show_secrets=PLATFORM),
     "PushLogView": rule(TENANT_READ, **_NO_BULK_DELETE),
+    "PartnerStationView": rule(TENANT_READ, **_NO_BULK_DELETE),  # can_fetch (获取充电站): operator admins
+    "ReconciliationDisputeView": rule(TENANT_READ, **_NO_BULK_DELETE),
     # system
     "OperatorView": rule(CATALOG),
     "DepartmentView": rule(TENANT_READ),
@@ -201,7 +203,8 @@ MENUS = {
     "Occupancy bills": TENANT_STAFF, "Operation campaigns": TENANT_STAFF,
     "Interconnect campaigns": TENANT_STAFF, "Coupons": TENANT_STAFF, "Coupon campaigns": TENANT_STAFF,
     "Station report": TENANT_STAFF, "Operation report": TENANT_STAFF, "Partners": TENANT_STAFF,
-    "Push log": TENANT_STAFF, "Operators": TENANT_STAFF, "Departments": TENANT_STAFF,
+    "Push log": TENANT_STAFF, "Partner stations": TENANT_STAFF, "Reconciliation disputes": TENANT_STAFF,
+    "Operators": TENANT_STAFF, "Departments": TENANT_STAFF,
     "List Users": TENANT_ADMIN,
     "Posts": PLATFORM, "Data permissions": PLATFORM, "List Roles": PLATFORM, "List Groups": PLATFORM,
     "User's Statistics": PLATFORM, "Base Permissions": PLATFORM, "Views/Menus": PLATFORM,
@@ -220,6 +223,12 @@ ENDPOINTS = {
     "SecurityApi.login": PUBLIC,         # JWT login (rate limited)
     "SecurityApi.refresh": PUBLIC,       # needs a refresh token
     "healthz": PUBLIC,                   # load balancer / supervisor probe: DB and Redis up (app/views/health.py)
+    "metrics": PUBLIC,                   # Prometheus scrape, own token check: METRICS_TOKEN (app/views/metrics.py)
+    # T/CEC partner endpoints (app/interconnect/server.py): their own token + signature checks
+    **{f"tcec.{name}": PUBLIC for name in (
+        "query_token", "query_stations_info", "query_station_status", "query_station_stats", "query_equip_auth",
+        "query_equip_business_policy", "query_start_charge", "query_equip_charge_status", "query_stop_charge",
+        "check_charge_orders")},
 }
 
 

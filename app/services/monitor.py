@@ -1,19 +1,27 @@
-"""电站监控: connector states from the database (Connector.status), within the data scope.
+"""电站监控: every connector in the data scope with its live state from Redis.
 
-Live figures (power, SOC) come from the connector's active order; a later issue reads Redis.
+Which connectors exist (names, codes, station, rated power) comes from the database; what they are
+doing comes from the gateway's live state in Redis (:mod:`app.services.live_state`): the status of
+a gun of an online pile, and for a charging gun its power, voltage, current, SOC and energy from the
+pile's 0x13 frames, whoever started the charge (platform, card or the pile itself). A pile no live
+gateway node holds is offline. Nothing here writes, so the page can poll it every few seconds.
 """
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import func, select
 
-from app.extensions import db
-from app.models import ChargeOrder, Connector, Pile, Station
-from app.models.order import ACTIVE_ORDER_STATUSES
+from app.extensions import db, get_redis
+from app.gateway.registry import Registry
+from app.models import Connector, ConnectorStatusLog, Pile, Station
 from app.security.scope import apply_scope
+from app.services.clock import utcnow
+from app.services.live_state import live_guns
 
 # the monitor's counters; everything else (reserved, unknown) is "other"
 STATUS_GROUPS = ("charging", "occupied", "idle", "offline", "fault")
+# live figures of a charging gun (0x13), as the gateway wrote them
+LIVE_FIGURES = ("power", "voltage", "current", "soc", "energy", "amount", "charged_minutes")
 
 
 def _connector_query(station_id=None, pile_name=None, pile_code=None, connector_code=None):
@@ -29,33 +37,63 @@ def _connector_query(station_id=None, pile_name=None, pile_code=None, connector_
     return q
 
 
-def summary(**filters):
-    ids = _connector_query(**filters).subquery()
-    counts = dict(
-        db.session.execute(
-            select(Connector.status, func.count())
-            .where(Connector.id.in_(select(ids.c.id)))
-            .group_by(Connector.status)
-        ).all()
-    )
-    pile_ids = select(Connector.pile_id).where(Connector.id.in_(select(ids.c.id)))
-    rated = db.session.scalar(select(func.coalesce(func.sum(Pile.power_kw), 0)).where(Pile.id.in_(pile_ids)))
-    live = db.session.scalar(
-        select(func.coalesce(func.sum(ChargeOrder.live_power), 0)).where(
-            ChargeOrder.connector_id.in_(select(ids.c.id)), ChargeOrder.status.in_(ACTIVE_ORDER_STATUSES)
-        )
-    )
-    out = {"all": sum(counts.values())}
-    for status in STATUS_GROUPS:
-        out[status] = counts.get(status, 0)
-    out["other"] = out["all"] - sum(out[s] for s in STATUS_GROUPS)
-    out["rated_power"] = Decimal(str(rated or 0))
-    out["live_power"] = Decimal(str(live or 0))
+def _decimal(text) -> Decimal | None:
+    try:
+        return Decimal(str(text)) if text not in (None, "") else None
+    except InvalidOperation:
+        return None
+
+
+def live_states(redis, guns: list[tuple[str, str, str]]) -> dict[str, dict]:
+    """Live state per gun code for ``guns`` = [(gun code, pile code, database status)]: ``status``
+    (offline unless a live gateway node holds the pile; then the gun's live status, the database's
+    until the pile reported one), ``updated_at`` and, while charging, the live figures."""
+    registry = Registry(redis)
+    owners = registry.owners(sorted({pile for _, pile, _ in guns}))
+    alive = {node: registry.node_alive(node) for node in set(owners.values()) if node}
+    hashes = live_guns(redis, [code for code, _, _ in guns])
+    out = {}
+    for code, pile, db_status in guns:
+        live = hashes.get(code, {})
+        online = bool(alive.get(owners.get(pile)))
+        status = (live.get("status") or db_status or "offline") if online else "offline"
+        state = {"status": status, "updated_at": live.get("updated_at") or None}
+        for name in LIVE_FIGURES:
+            state[name] = live.get(name) if status == "charging" and live.get(name) not in (None, "") else None
+        out[code] = state
     return out
 
 
-def connectors(page=0, page_size=48, **filters):
-    """(cards, total): one dict per connector of the page, ordered by station and code."""
+def summary(redis=None, **filters):
+    """Rated power (database), live power and connectors per live status (Redis)."""
+    redis = redis or get_redis()
+    ids = _connector_query(**filters).subquery()
+    rows = db.session.execute(
+        select(Connector.code, Pile.code, Connector.status)
+        .join(Pile, Pile.id == Connector.pile_id)
+        .where(Connector.id.in_(select(ids.c.id)))
+    ).all()
+    pile_ids = select(Connector.pile_id).where(Connector.id.in_(select(ids.c.id)))
+    rated = db.session.scalar(select(func.coalesce(func.sum(Pile.power_kw), 0)).where(Pile.id.in_(pile_ids)))
+    states = live_states(redis, [tuple(r) for r in rows])
+    out = {"all": len(rows)}
+    for status in STATUS_GROUPS:
+        out[status] = 0
+    live_power = Decimal("0")
+    for state in states.values():
+        if state["status"] in STATUS_GROUPS:
+            out[state["status"]] += 1
+        live_power += _decimal(state["power"]) or 0
+    out["other"] = out["all"] - sum(out[s] for s in STATUS_GROUPS)
+    out["rated_power"] = Decimal(str(rated or 0))
+    out["live_power"] = live_power
+    return out
+
+
+def connectors(page=0, page_size=48, redis=None, **filters):
+    """(cards, total): one dict per connector of the page, ordered by station and code, with its
+    live state (see :func:`live_states`)."""
+    redis = redis or get_redis()
     base = _connector_query(**filters)
     total = db.session.scalar(select(func.count()).select_from(base.subquery())) or 0
     q = (
@@ -68,35 +106,46 @@ def connectors(page=0, page_size=48, **filters):
         .offset(page * page_size)
     )
     rows = db.session.execute(q).all()
-    live = {}
-    if rows:
-        ids = [c.id for c, _, _ in rows]
-        for o in db.session.scalars(
-            select(ChargeOrder).where(
-                ChargeOrder.connector_id.in_(ids), ChargeOrder.status.in_(ACTIVE_ORDER_STATUSES)
-            )
-        ):
-            live[o.connector_id] = o
+    states = live_states(redis, [(c.code, p.code, c.status) for c, p, _ in rows])
     cards = []
     for c, p, s in rows:
-        order = live.get(c.id)
+        state = states[c.code]
         cards.append(
             {
                 "id": c.id,
                 "code": c.code,
                 "name": c.name,
-                "status": c.status,
                 "park_no": c.park_no,
                 "pile_name": p.name,
                 "pile_code": p.code,
                 "station_name": s.name,
                 "station_id": s.id,
-                "live_power": order.live_power if order else None,
-                "soc": order.live_soc if order else None,
-                "order_no": order.order_no if order else None,
+                **state,
+                "live_power": state["power"],
             }
         )
     return cards, total
+
+
+def status_timeline(connector_id, limit=50):
+    """The connector's last ``limit`` status changes, newest first, each with how long it lasted
+    (until the next change, or until now for the current one); None outside the data scope."""
+    connector = db.session.scalar(apply_scope(select(Connector).where(Connector.id == connector_id), Connector))
+    if connector is None:
+        return None
+    logs = db.session.scalars(
+        select(ConnectorStatusLog)
+        .where(ConnectorStatusLog.connector_id == connector_id)
+        .order_by(ConnectorStatusLog.at.desc(), ConnectorStatusLog.id.desc())
+        .limit(limit)
+    ).all()
+    entries = []
+    until = utcnow()
+    for log in logs:
+        entries.append({"at": log.at, "status": log.status, "previous_status": log.previous_status,
+                        "reason": log.reason, "seconds": max(int((until - log.at).total_seconds()), 0)})
+        until = log.at
+    return connector, entries
 
 
 def station_counts():

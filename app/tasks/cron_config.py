@@ -22,3 +22,26 @@ from config import get_config  # noqa: E402
 
 cron.register(sweep_gateway_nodes, queue_name="default", interval=get_config().GATEWAY_SWEEP_CRON_SECONDS)
 cron.register(settle_stalled, queue_name="settlement", interval=get_config().SETTLEMENT_WATCHDOG_SECONDS)
+
+# Daily statistics (issue 12): today's rows every 5 minutes, yesterday's final rows 10 minutes after
+# local midnight (TIMEZONE; rq cron speaks UTC). Rebuild a range: ``flask stats recompute``.
+from app.tasks.stats import after_local_midnight_cron, finalize_yesterday_stats, refresh_today_stats  # noqa: E402
+
+cron.register(refresh_today_stats, queue_name="default", interval=300)
+cron.register(finalize_yesterday_stats, queue_name="default",
+              cron=after_local_midnight_cron(10, get_config().TIMEZONE))
+
+# Interconnect (T/CEC 102, issue 10): charging snapshots of partner orders (every 50 s), lost-push watchdog,
+# regulators' schedule, and the daily check_charge_orders (hourly tick; runs once per partner after local
+# midnight + TCEC_RECONCILE_AFTER_MINUTES for the previous local day).
+from app.tasks.interconnect import (  # noqa: E402
+    charging_snapshots,
+    push_watchdog,
+    reconcile_partners,
+    regulator_pushes,
+)
+
+cron.register(charging_snapshots, queue_name="push", interval=get_config().TCEC_CHARGE_STATUS_INTERVAL)
+cron.register(push_watchdog, queue_name="push", interval=get_config().TCEC_PUSH_WATCHDOG_SECONDS)
+cron.register(regulator_pushes, queue_name="push", interval=get_config().TCEC_REGULATOR_PUSH_SECONDS)
+cron.register(reconcile_partners, queue_name="push", cron="*/15 * * * *")

@@ -10,6 +10,8 @@ Two kinds, picked by ``RQ_FORK`` (default off):
 Children die with the worker: the scheduler process (``work(with_scheduler=True)``) and the work
 horses ask the kernel for a signal when their parent dies (``PR_SET_PDEATHSIG``), so a worker
 killed with SIGKILL leaves no scheduler holding the scheduler lock and no horse running on.
+
+Both measure their jobs (durations, failures) for Prometheus: see app/tasks/metrics.py.
 """
 import ctypes
 import os
@@ -18,6 +20,8 @@ import signal
 from rq import SimpleWorker, Worker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.scheduler import RQScheduler
+
+from app.tasks.metrics import MeasuredJobs
 
 PR_SET_PDEATHSIG = 1
 
@@ -82,7 +86,7 @@ class _ChildrenDieWithWorker:
                 self.scheduler.start()
 
 
-class AppContextWorker(_ChildrenDieWithWorker, Worker):
+class AppContextWorker(MeasuredJobs, _ChildrenDieWithWorker, Worker):
     _fork_parent = None
 
     def fork_work_horse(self, job, queue):
@@ -102,7 +106,7 @@ class AppContextWorker(_ChildrenDieWithWorker, Worker):
             return super().perform_job(*args, **kwargs)
 
 
-class AppContextSimpleWorker(_ChildrenDieWithWorker, SimpleWorker):
+class AppContextSimpleWorker(MeasuredJobs, _ChildrenDieWithWorker, SimpleWorker):
     def perform_job(self, *args, **kwargs):
         with get_app().app_context():
             return super().perform_job(*args, **kwargs)

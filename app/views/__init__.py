@@ -23,7 +23,9 @@ def menu_entries():
         finance,
         home_pages,
         interconnect,
+        interconnect_client,
         marketing,
+        monitoring,
         orders,
         reports,
         stations,
@@ -41,7 +43,7 @@ def menu_entries():
         (stations.FaultTypeView, "Fault types", _l("Fault types"), "fa-tags", "Stations"),
         (stations.FaultReportView, "Fault reports", _l("Fault reports"), "fa-wrench", "Stations"),
         (stations.PriceTemplateView, "Price templates", _l("Price templates"), "fa-money", "Stations"),
-        (home_pages.StationMonitorView, "Station monitor", _l("Station monitor"), "fa-desktop", "Stations"),
+        (monitoring.StationMonitorView, "Station monitor", _l("Station monitor"), "fa-desktop", "Stations"),
         (stations.AlarmView, "Alarms", _l("Alarms"), "fa-bell", "Stations"),
         (stations.StatusLogView, "Status log", _l("Status log"), "fa-history", "Stations"),
         (stations.FeedbackView, "Feedback", _l("Feedback"), "fa-comment", "Stations"),
@@ -69,6 +71,10 @@ def menu_entries():
          "Statistics"),
         (interconnect.PartnerView, "Partners", _l("Partners"), "fa-exchange", "Interconnect"),
         (interconnect.PushLogView, "Push log", _l("Push log"), "fa-history", "Interconnect"),
+        (interconnect_client.PartnerStationView, "Partner stations", _l("Partner stations"), "fa-map-marker",
+         "Interconnect"),
+        (interconnect_client.ReconciliationDisputeView, "Reconciliation disputes", _l("Reconciliation disputes"),
+         "fa-balance-scale", "Interconnect"),
         (system.OperatorView, "Operators", _l("Operators"), "fa-briefcase", "Security"),
         (DepartmentView, "Departments", _l("Departments"), "fa-sitemap", "Security"),
         (PostView, "Posts", _l("Posts"), "fa-id-badge", "Security"),
@@ -87,9 +93,13 @@ def register_views(appbuilder):
 
     appbuilder.add_view_no_menu(UploadsView)
     pile_admin.register(appbuilder)
-    from app.views import health
+    from app.views import health, metrics
 
     health.register(appbuilder.app)
+    metrics.register(appbuilder.app)
+    from app.interconnect import server as tcec_server
+
+    tcec_server.register(appbuilder.app)      # T/CEC endpoints for partner platforms
     # FAB created "Security" first: give it our label and icon, and put categories in manual order
     menu = appbuilder.menu.menu
     order = {name: i for i, (name, _, _) in enumerate(CATEGORIES)}

@@ -2,12 +2,13 @@
 fault reports, alarms, status log, feedback."""
 from flask import abort, flash, g, redirect, url_for
 from flask_appbuilder import expose, has_access
+from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DecimalField, StringField
-from wtforms.validators import DataRequired, Optional
+from wtforms import DecimalField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
 
 from app.models import (
     Alarm,
@@ -43,7 +44,8 @@ from app.models.station import (
     STATION_STATUS,
     STATION_TYPE,
 )
-from app.services import masterdata, price_templates
+from app.services import alarms, masterdata, price_templates
+from app.services.order_queries import duration_text
 from app.services.price_templates import periods_to_rows, used_by_ykc_piles
 from app.views.base import CpmsModelView, ScopedSQLAInterface
 from app.views.fields import Digits, JSONListSelectField, PeriodsField, PhotosField, Range
@@ -346,28 +348,91 @@ class FaultReportView(CpmsModelView):
         masterdata.mark_handled(item, g.user, reply_field="reply")
 
 
+class AlarmOpen(BaseFilter):
+    """告警 still active (the pile has not reported it cleared); the typed value is ignored."""
+
+    name = _l("Open (not ended)")
+    arg_name = "open"
+
+    def apply(self, query, value):
+        return query.filter(Alarm.ended_at.is_(None))
+
+
+class AlarmClosed(AlarmOpen):
+    name = _l("Closed (ended)")
+    arg_name = "closed"
+
+    def apply(self, query, value):
+        return query.filter(Alarm.ended_at.isnot(None))
+
+
+class AlarmAckForm(FlaskForm):
+    handle_status = SelectField(_l("Handling status"), choices=[(v, _l(label)) for v, label in ALARM_STATUS
+                                                                 if v in alarms.ACK_STATUSES])
+    note = TextAreaField(_l("Note"), validators=[DataRequired(), Length(max=255)])
+
+
+def _duration(value):
+    return "" if value is None else duration_text(value)
+
+
 class AlarmView(CpmsModelView):
+    """告警: open and closed alarms with the fault code's meaning and duration; acknowledged once
+    with a note (app/services/alarms.py). History: no edit, no delete."""
+
     datamodel = ScopedSQLAInterface(Alarm)
+    list_template = "stations/alarm_list.html"
+    exclude_route_methods = {"add", "edit"}          # written by the gateway; staff only acknowledge
+    show_template = "stations/alarm_show.html"
     list_title = _l("Alarms")
-    show_title = edit_title = _l("Alarm")
+    show_title = _l("Alarm")
     choice_columns = {"handle_status": ALARM_STATUS}
-    base_permissions = ["can_list", "can_show", "can_edit", "can_export"]
-    list_columns = ["connector.code", "pile_code", "gun_no", "fault_code", "description", "started_at",
-                    "ended_at", "handle_status", "remark", "created_at"]
-    search_columns = ["pile_code", "station", "handle_status", "fault_code", "started_at"]
+    base_permissions = ["can_list", "can_show", "can_export", "can_ack"]
+    list_columns = ["connector.code", "pile_code", "gun_no", "station", "fault_code", "fault_meaning",
+                    "started_at", "ended_at", "duration_seconds", "handle_status", "ack_note", "created_at"]
+    # the pile by its code (a dropdown of every pile would be too long); station as a dropdown
+    search_columns = ["station", "pile_code", "handle_status", "fault_code", "started_at", "ended_at"]
     order_columns = ["started_at", "ended_at", "created_at"]
     base_order = ("started_at", "desc")
-    edit_columns = ["handle_status", "remark"]
-    show_columns = ["station", "pile", "connector", "pile_code", "gun_no", "fault_code", "description",
-                    "started_at", "ended_at", "handle_status", "handled_at", "remark", "created_at"]
+    show_columns = ["station", "pile", "connector", "pile_code", "gun_no", "fault_code", "fault_meaning",
+                    "started_at", "ended_at", "duration_seconds", "handle_status",
+                    "acknowledged_by_name", "acknowledged_at", "ack_note", "remark", "created_at"]
+    formatters_columns = {"duration_seconds": _duration}
     label_columns = labels(**{"connector.code": _l("Connector code")}, pile_code=_l("Pile code"),
-                           gun_no=_l("Gun no."), fault_code=_l("Fault code"), description=_l("Fault description"),
-                           started_at=_l("Start time"), ended_at=_l("End time"),
-                           handle_status=_l("Handling status"), handled_at=_l("Handled at"))
+                           gun_no=_l("Gun no."), fault_code=_l("Fault code"), fault_meaning=_l("Fault description"),
+                           started_at=_l("Start time"),
+                           ended_at=_l("End time"), duration_seconds=_l("Duration"),
+                           handle_status=_l("Handling status"), acknowledged_by_name=_l("Acknowledged by"),
+                           acknowledged_at=_l("Acknowledged at"), ack_note=_l("Acknowledgement note"))
 
-    def pre_update(self, item):
-        super().pre_update(item)
-        masterdata.mark_handled(item, g.user, status_field="handle_status")
+    def _init_properties(self):
+        from app.views.orders import LocalFrom, LocalTo  # (orders imports this module)
+
+        super()._init_properties()
+        # ended_at: 0 open, 1 closed; started_at: 0 from, 1 to (local time)
+        for name, classes in (("ended_at", (AlarmOpen, AlarmClosed)), ("started_at", (LocalFrom, LocalTo))):
+            flts = [cls(name, self.datamodel) for cls in classes]
+            self._filters._search_filters[name] = flts
+            self._filters._all_filters[name] = flts
+
+    @expose("/ack/<int:pk>", methods=["GET", "POST"])
+    @has_access
+    @permission_name("ack")
+    def ack(self, pk):
+        """Acknowledge the alarm once: who, when, a note (alarms.acknowledge)."""
+        alarm = alarms.get_in_scope(pk)
+        if alarm is None:
+            abort(404)
+        form = AlarmAckForm()
+        if alarm.acknowledged_at is None and form.validate_on_submit():
+            try:
+                alarms.acknowledge(pk, g.user, form.note.data, form.handle_status.data)
+            except alarms.AlarmError as exc:
+                flash(str(exc), "danger")
+            else:
+                flash(_("Alarm acknowledged."), "success")
+                return redirect(url_for("AlarmView.show", pk=pk))
+        return self.render_template("stations/alarm_ack.html", alarm=alarm, form=form)
 
 
 class StatusLogView(CpmsModelView):

@@ -31,24 +31,17 @@ def stats(app):
         out = []
         for st in stations.values():
             for d in (today - timedelta(days=1), today):
-                if not db.session.query(DailyStationStat).filter_by(station_id=st.id, day=d).first():
-                    db.session.add(
-                        DailyStationStat(
-                            operator_id=st.operator_id,
-                            station_id=st.id,
-                            day=d,
-                            order_count=3,
-                            member_count=2,
-                            energy=Decimal("40.5"),
-                            electricity_fee=Decimal("30"),
-                            service_fee=Decimal("10"),
-                            total_amount=Decimal("40"),
-                            paid_amount=Decimal("40"),
-                            duration_seconds=7200,
-                            connector_count=4,
-                            utilisation=Decimal("0.25"),
-                        )
-                    )
+                # set the figures even where the aggregation job already wrote the row of that day
+                row = db.session.query(DailyStationStat).filter_by(station_id=st.id, day=d).first()
+                if row is None:
+                    row = DailyStationStat(operator_id=st.operator_id, station_id=st.id, day=d)
+                    db.session.add(row)
+                for key, value in dict(order_count=3, member_count=2, energy=Decimal("40.5"),
+                                       electricity_fee=Decimal("30"), service_fee=Decimal("10"),
+                                       total_amount=Decimal("40"), paid_amount=Decimal("40"), duration_seconds=7200,
+                                       connector_count=4, available_seconds=4 * 86400,
+                                       utilisation=Decimal("0.0208")).items():
+                    setattr(row, key, value)
             out.append({"id": st.id, "code": st.code, "name": st.name, "operator_id": st.operator_id})
         db.session.commit()
         return out
@@ -115,3 +108,84 @@ def test_dashboard_scoped(client, login, stats):
     login("staff_a", STAFF_PASSWORD)
     html = client.get("/dashboard/").get_data(as_text=True)
     assert f"<td>{stats[0]['code']}</td>" in html and f"<td>{stats[1]['code']}</td>" not in html
+
+
+def _cells(html):
+    """The body cells of the report table, row by row (as shown)."""
+    import re
+
+    body = html.split('<table class="table table-bordered table-condensed table-hover cpms-report">')[1]
+    body = body.split("<tbody>")[1].split("</tbody>")[0]
+    return [re.findall(r"<td>(.*?)</td>", tr) for tr in body.split("</tr>") if "<td>" in tr]
+
+
+def _sheet(rv):
+    assert rv.status_code == 200 and rv.content_type.startswith(XLSX)
+    return list(load_workbook(io.BytesIO(rv.data)).worksheets[0].iter_rows(values_only=True))
+
+
+def _same(value):
+    """A cell (shown text or Excel value) as something comparable: numbers by value, text as text."""
+    if value is None or value == "":
+        return ""
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        return str(value)
+
+
+@pytest.mark.parametrize("url", [
+    "/stationreport/?period=summary", "/stationreport/?period=day", "/stationreport/?period=month",
+    "/operationreport/?period=day", "/operationreport/?period=month"])
+def test_export_equals_the_screen(admin_client, stats, url):
+    """Same filters, same rows, same values: the Excel file is the table on the screen."""
+    url = f"{url}&station={stats[0]['id']}"
+    screen = _cells(admin_client.get(url).get_data(as_text=True))
+    sheet = _sheet(admin_client.get(url.replace("report/?", "report/export/?")))
+    assert screen and len(sheet) == len(screen) + 1
+    assert [[_same(v) for v in row] for row in sheet[1:]] == [[_same(v) for v in row] for row in screen]
+
+
+def test_period_modes(admin_client, stats):
+    today = date.today()
+    html = admin_client.get(f"/stationreport/?period=day&station={stats[0]['id']}").get_data(as_text=True)
+    rows = _cells(html)
+    assert [r[2] for r in rows] == [(today - timedelta(days=1)).isoformat(), today.isoformat()]
+    assert all(r[4] == "3" for r in rows)                 # orders per day
+    html = admin_client.get(f"/operationreport/?period=month&station={stats[0]['id']}"
+                            f"&start={today.isoformat()}&end={today.isoformat()}").get_data(as_text=True)
+    assert _cells(html)[0][0] == today.strftime("%Y-%m")
+
+
+def test_charts_are_drawn_from_the_vendored_library(admin_client, stats):
+    html = admin_client.get(f"/operationreport/?station={stats[0]['id']}").get_data(as_text=True)
+    for chart in ("cpms-report-trend", "cpms-report-levels", "cpms-report-utilisation"):
+        assert f'id="{chart}"' in html
+    assert "/static/vendor/echarts.min.js" in html and "cdn" not in html.lower()
+    assert '<script nonce="' in html and "<script>" not in html
+    import json
+
+    data = json.loads(html.split("var d = ", 1)[1].split(";\n", 1)[0])
+    today = date.today()
+    assert len(data["periods"]) == 30 and data["periods"][-1] == today.isoformat()   # every day of the range
+    assert data["order_count"][-2:] == [3, 3] and sum(data["order_count"]) == 6
+    assert data["energy"][-1] == 40.5 and data["utilisation"][-1] == 2.08
+
+
+def test_operator_filter(admin_client, stats):
+    a, b = stats[0], stats[1]
+    html = admin_client.get(f"/stationreport/?operator={b['operator_id']}").get_data(as_text=True)
+    assert f"<td>{b['code']}</td>" in html and f"<td>{a['code']}</td>" not in html
+
+
+def test_report_scope_of_operator_b(client, login, stats):
+    """Staff of operator B never see A's figures, whatever the filters ask for."""
+    a, b = stats[0], stats[1]
+    login("staff_b", STAFF_PASSWORD)
+    for url in ("/stationreport/", f"/stationreport/?station={a['id']}", f"/stationreport/?operator={a['operator_id']}",
+                f"/operationreport/?station={a['id']}"):
+        html = client.get(url).get_data(as_text=True)
+        assert f"<td>{a['code']}</td>" not in html
+    html = client.get("/stationreport/").get_data(as_text=True)
+    assert f"<td>{b['code']}</td>" in html
+    assert _sheet(client.get(f"/operationreport/export/?station={a['id']}"))[1:] == []

@@ -25,6 +25,7 @@ TENANT_TABLES = {
     "ev_occupancy_order", "ev_order_event", "ev_member", "ev_wallet_entry", "ev_organization",
     "ev_card", "ev_channel", "ev_payment", "ev_invoice", "ev_campaign", "ev_coupon_template",
     "ev_coupon_campaign", "ev_coupon", "ev_daily_station_stat", "ev_partner", "ev_push_log",
+    "ev_daily_channel_stat", "ev_partner_station", "ev_reconciliation_dispute",
 }
 GLOBAL_TABLES = {"ev_operator", "ev_manufacturer", "ev_pile_model", "ev_fault_type",
                  "ev_payment_gateway"}
@@ -78,7 +79,9 @@ ENERGY = (14, 4)
 
 
 # money-looking names that are not money
-NOT_MONEY = {"ev_station.park_fee", "ev_campaign.discount_mode"}
+NOT_MONEY = {"ev_station.park_fee", "ev_campaign.discount_mode",
+             # a partner's station as it describes it (T/CEC StationInfo text fields)
+             "ev_partner_station.electricity_fee", "ev_partner_station.service_fee", "ev_partner_station.park_fee"}
 
 
 def _expected_scale(column_name):

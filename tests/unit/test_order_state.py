@@ -27,6 +27,7 @@ NOT_AN_ORDER = {
     "bill",                      # PileBill (charging)
     "p", "payment",              # Payment (settlement)
     "item",                      # FaultReport / Feedback (masterdata)
+    "log", "row",                # PushLog (interconnect client and pushes)
 }
 
 

@@ -17,7 +17,14 @@ import sys
 import gevent
 
 from app.gateway.simulator.pile import SimConfig
-from app.gateway.simulator.runner import Simulator, codes_with_prefix, piles_from_db, write_summary
+from app.gateway.simulator.runner import (
+    DemoTopUp,
+    Simulator,
+    cards_from_db,
+    codes_with_prefix,
+    piles_from_db,
+    write_summary,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,6 +50,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--protocol", choices=("1.5", "1.6"), default="1.5")
     p.add_argument("--bill-retry", type=float, default=30.0, help="resend an unacked 0x3B after, s")
     p.add_argument("--fault-rate", type=float, default=0.0, help="hardware faults per gun per hour")
+    p.add_argument("--fault-minutes", type=float, default=2.0, help="how long a hardware fault lasts")
+    p.add_argument("--card-starts", action="store_true",
+                   help="local charges start with a swipe of a member card of the database (0x31), not offline")
+    p.add_argument("--demo-topup", action="store_true",
+                   help="with --card-starts: a member refused for balance recharges 500 yuan (demo only)")
     p.add_argument("--disconnect-rate", type=float, default=0.0, help="abrupt disconnects per pile per hour")
     p.add_argument("--garbage-rate", type=float, default=0.0, help="junk bursts per pile per hour")
     p.add_argument("--split-frames", action="store_true", help="send every frame in pieces")
@@ -82,9 +94,12 @@ def main(argv=None) -> int:
         realtime_idle=args.realtime_idle, protocol_version=0x0F if args.protocol == "1.5" else 0x10,
         max_power_kw=args.power_kw, speed=args.speed, charging_ratio=args.charging_ratio,
         charge_minutes=args.charge_minutes, idle_minutes=args.idle_minutes, bill_retry=args.bill_retry,
-        fault_rate=args.fault_rate, disconnect_rate=args.disconnect_rate, garbage_rate=args.garbage_rate,
+        fault_rate=args.fault_rate, fault_minutes=args.fault_minutes, card_starts=args.card_starts,
+        disconnect_rate=args.disconnect_rate, garbage_rate=args.garbage_rate,
         split_frames=args.split_frames, crc_high_first=args.crc_high_first)
-    sim = Simulator(piles, config, ramp=args.ramp, seed=args.seed, warmup=args.warmup)
+    cards = cards_from_db([code for code, _ in piles]) if args.card_starts else None
+    sim = Simulator(piles, config, ramp=args.ramp, seed=args.seed, warmup=args.warmup, cards=cards,
+                    on_refused=DemoTopUp() if args.demo_topup else None)
     print(f"[sim] {len(piles)} piles -> {args.host}:{args.port}", file=sys.stderr, flush=True)
     gevent.signal_handler(signal.SIGTERM, gevent.kill, gevent.getcurrent(), KeyboardInterrupt)
     summary = sim.run(duration=args.duration, progress=0 if args.quiet else args.progress)

@@ -87,6 +87,7 @@ class SimConfig:
     bill_retries: int = 3
     fault_rate: float = 0.0                # per gun per hour: a hardware fault for ``fault_minutes``
     fault_minutes: float = 2.0
+    card_starts: bool = False              # local charges start with a card swipe (0x31) the platform authorises
     disconnect_rate: float = 0.0           # per pile per hour: abrupt disconnect (RST), then reconnect
     garbage_rate: float = 0.0              # per pile per hour: a burst of junk bytes
     split_frames: bool = False             # send each frame in 2-3 pieces
@@ -109,6 +110,8 @@ class Gun:
     next_local_start: float | None = None
     meter: Decimal = Decimal("1000.0000")
     counter: int = 0
+    swiped: bytes | None = None            # the card of a swipe waiting for the platform's 0x32
+    unplug_at: float | None = None         # card starts: the driver unplugs a while after the charge
 
     @property
     def text(self) -> str:
@@ -135,8 +138,13 @@ class Card:
 
 
 class VirtualPile:
-    def __init__(self, code: str, guns: int, config: SimConfig, stats, rng: random.Random | None = None):
+    def __init__(self, code: str, guns: int, config: SimConfig, stats, rng: random.Random | None = None,
+                 start_cards: list[bytes] | None = None, on_refused=None):
+        """``start_cards``: physical card numbers drivers swipe here (``config.card_starts``);
+        ``on_refused(card, reason)``: called when the platform refuses a swipe (0x32 failure reason)."""
         self.code = code
+        self.start_cards = list(start_cards or [])
+        self.on_refused = on_refused
         self.config = config
         self.stats = stats
         self.rng = rng or random.Random(code)
@@ -316,6 +324,7 @@ class VirtualPile:
                        + [b.next_at for b in self.bills.values()]
                        + [g.charge_until for g in self.guns.values() if g.charge_until]
                        + [g.next_local_start for g in self.guns.values() if g.next_local_start]
+                       + [g.unplug_at for g in self.guns.values() if g.unplug_at]
                        + [g.fault_until for g in self.guns.values() if g.fault_bits])
             gevent.sleep(max(0.0, wake - time.monotonic()))
 
@@ -337,6 +346,11 @@ class VirtualPile:
         if gun.fault_bits and now >= gun.fault_until:
             gun.fault_bits = 0
             self._send_realtime(gun)
+        if gun.unplug_at is not None and now >= gun.unplug_at:
+            gun.unplug_at = None
+            if gun.session is None:
+                gun.plugged = False
+                self._send_realtime(gun)
         if gun.session is not None:
             elapsed = (now - gun.last_advance) * self.config.speed
             gun.last_advance = now
@@ -408,9 +422,27 @@ class VirtualPile:
         self.stats.charging += 1
 
     def _start_local(self, gun: Gun) -> None:
+        if self.config.card_starts and self.start_cards:
+            self._swipe(gun)
+            return
         self._start(gun, self._new_serial(gun), None, FLAG_OFFLINE_CARD)
+        self._charge_for_a_while(gun)
+
+    def _charge_for_a_while(self, gun: Gun) -> None:
         minutes = self.config.charge_minutes
         gun.charge_until = time.monotonic() + self.rng.expovariate(1 / (minutes * 60)) if minutes else None
+
+    def _swipe(self, gun: Gun) -> None:
+        """A driver plugs in and swipes a card: 0x31; the platform's 0x32 starts the charge (or not).
+        Without an answer the driver tries again a minute later."""
+        gun.plugged = True
+        gun.swiped = self.rng.choice(self.start_cards)
+        gun.next_local_start = time.monotonic() + 60
+        self.start_card(gun.number, gun.swiped)
+
+    def _next_local_start(self, gun: Gun) -> None:
+        idle = self.config.idle_minutes
+        gun.next_local_start = time.monotonic() + (self.rng.expovariate(1 / (idle * 60)) if idle else 60)
 
     def _finish(self, gun: Gun, stop_reason: int) -> None:
         session, gun.session = gun.session, None
@@ -427,6 +459,8 @@ class VirtualPile:
         idle = self.config.idle_minutes
         if idle:
             gun.next_local_start = time.monotonic() + self.rng.expovariate(1 / (idle * 60))
+        if self.config.card_starts:
+            gun.unplug_at = time.monotonic() + self.rng.uniform(60, 20 * 60)
 
     def start_card(self, gun_number: int, card: bytes) -> None:
         """Swipe a card at the pile: sends 0x31; the platform's 0x32 decides."""
@@ -513,9 +547,19 @@ class VirtualPile:
 
     def on_pile_start_reply(self, header, msg) -> None:
         gun = self._gun(msg.gun)
-        if gun is not None and msg.auth_result == 1 and gun.session is None:
-            self._start(gun, msg.transaction_serial, msg.balance, FLAG_CARD)
+        if gun is None:
+            return
+        card, gun.swiped = gun.swiped, None
+        if msg.auth_result == 1 and gun.session is None:
+            self._start(gun, msg.transaction_serial, msg.balance, FLAG_CARD, card or bytes(8))
+            if card is not None:
+                self._charge_for_a_while(gun)
             self._send_realtime(gun)
+        elif msg.auth_result != 1 and card is not None:
+            gun.plugged = False
+            self._next_local_start(gun)
+            if self.on_refused is not None:
+                self.on_refused(card, msg.failure_reason)
 
     def on_bill_ack(self, header, msg) -> None:
         if self.bills.pop(msg.transaction_serial, None) is not None:

@@ -102,12 +102,16 @@ class Simulator:
     """Runs ``piles`` = [(code, gun count)] as virtual piles against one gateway."""
 
     def __init__(self, piles: list[tuple[str, int]], config: SimConfig, *, ramp: float = 500.0, seed: int = 1,
-                 warmup: float = 0.0):
+                 warmup: float = 0.0, cards: dict[str, list[bytes]] | None = None, on_refused=None):
+        """``cards``: pile code -> the physical card numbers swiped there (``config.card_starts``);
+        ``on_refused(card, reason)``: a swipe the platform refused."""
         self.config = config
         self.ramp = ramp
         self.stats = Stats(warmup=warmup)
         rng = random.Random(seed)
-        self.piles = [VirtualPile(code, guns, config, self.stats, random.Random(rng.random()))
+        cards = cards or {}
+        self.piles = [VirtualPile(code, guns, config, self.stats, random.Random(rng.random()),
+                                  start_cards=cards.get(code), on_refused=on_refused)
                       for code, guns in piles]
         self.stats.piles = len(self.piles)
         self.greenlets: list[gevent.Greenlet] = []
@@ -189,6 +193,60 @@ def piles_from_db(limit: int | None = None) -> list[tuple[str, int]]:
         if limit:
             query = query.limit(limit)
         return [(code, max(1, guns)) for code, guns in db.session.execute(query)]
+
+
+def cards_from_db(codes: list[str]) -> dict[str, list[bytes]]:
+    """Pile code -> physical numbers of the active member cards of the pile's operator (who may swipe there)."""
+    from sqlalchemy import select
+
+    from app import create_app
+    from app.extensions import db
+    from app.models import Card, Pile
+
+    app = create_app()
+    with app.app_context():
+        by_operator: dict[int, list[bytes]] = {}
+        for operator_id, physical in db.session.execute(
+                select(Card.operator_id, Card.physical_no).where(Card.status == "active", Card.member_id.isnot(None))
+                .order_by(Card.id)):
+            if physical and len(physical) == 16:
+                by_operator.setdefault(operator_id, []).append(bytes.fromhex(physical))
+        piles = db.session.execute(select(Pile.code, Pile.operator_id).where(Pile.code.in_(codes))).all()
+        return {code: by_operator[op] for code, op in piles if by_operator.get(op)}
+
+
+class DemoTopUp:
+    """``on_refused`` of the demo: a member whose card was refused for balance recharges the wallet
+    (a demo recharge, as the demo data's), so the demo keeps charging day after day."""
+
+    AMOUNT = "500"
+
+    def __init__(self):
+        self.app = None
+
+    def __call__(self, card: bytes, reason: int) -> None:
+        from decimal import Decimal
+        from uuid import uuid4
+
+        from sqlalchemy import select
+
+        from app import create_app
+        from app.extensions import db
+        from app.gateway.ykc import codes
+        from app.models import Card
+        from app.security.scope import platform_scope
+        from app.services import wallet
+
+        if reason != codes.AuthFailure.INSUFFICIENT_BALANCE:
+            return
+        self.app = self.app or create_app()
+        with self.app.app_context(), platform_scope("demo-topup"):
+            member_id = db.session.scalar(select(Card.member_id).where(Card.physical_no == card.hex().upper()))
+            if member_id is not None:
+                wallet.post_entry(member_id, Decimal(self.AMOUNT), "recharge", idempotency_key=f"demo:topup:"
+                                  f"{uuid4().hex}", remark="demo recharge")
+                db.session.commit()
+            db.session.remove()
 
 
 def write_summary(path: str, summary: dict) -> None:
