@@ -10,8 +10,10 @@ from app.security.scope import platform_job, platform_scope
 
 def register_cli(app):
     from app.cli_stats import stats_cli
+    from app.cli_wallet import wallet_cli
 
     app.cli.add_command(stats_cli)
+    app.cli.add_command(wallet_cli)
 
     @app.cli.command("init-security")
     @with_appcontext

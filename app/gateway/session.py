@@ -56,6 +56,8 @@ FRAMES_IN = {t: Metrics.key("ykc_gateway_frames_in_total", type=frame_label(t)) 
 FRAMES_OUT = {t: Metrics.key("ykc_gateway_frames_out_total", type=frame_label(t)) for t in range(256)}
 BYTES_IN = Metrics.key("ykc_gateway_bytes_in_total")
 BYTES_OUT = Metrics.key("ykc_gateway_bytes_out_total")
+# decoded bodies a connection remembers: a repeated one (an idle gun's 0x13, a heartbeat) is not decoded again
+REPEATED_BODIES = 32
 BMS_FRAMES = (0x15, 0x17, 0x19, 0x1B, 0x1D, 0x21, 0x23, 0x25)
 
 
@@ -79,7 +81,7 @@ class PileSession:
         self.sock = sock
         self.peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
         self.conn_id = f"{os.getpid()}.{next(_conn_ids)}"
-        self.reader = FrameReader(max_frame_size=self.settings.max_frame_size)
+        self.reader = FrameReader(max_frame_size=self.settings.max_frame_size, repeats=REPEATED_BODIES)
         self.pile = None                        # PileInfo once logged in
         self.seq = 0
         self.send_lock = Semaphore()

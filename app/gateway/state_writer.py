@@ -130,6 +130,7 @@ class ConnectorRef:
     synced: bool = False                 # a 0x13 was applied since login
     heartbeat_fault: int = 0
     live_sent: dict | None = None        # the 0x13 live hash last written (only changes are rewritten)
+    last_realtime: object = None         # the 0x13 message last applied (a repeated body is the same object)
 
 
 @dataclass
@@ -419,6 +420,7 @@ class GatewayState:
         self._hooked = {name for name in ("on_remote_start_reply", "on_remote_stop_reply", "on_realtime",
                                           "on_bms", "on_ground_lock", "on_transaction_record")
                         if overrides(self.hooks, name)}
+        self._realtime_hooked = "on_realtime" in self._hooked
         if metrics is not None:               # realtime samples the flush set aside (cluster-wide, in Redis)
             metrics.gauge("cpms_samples_set_aside", lambda: self._set_aside_count()[0])
             metrics.gauge("cpms_samples_set_aside_total", lambda: self._set_aside_count()[1])
@@ -544,6 +546,19 @@ class GatewayState:
 
     def realtime(self, info: PileInfo, gun: ConnectorRef, msg: RealtimeData) -> None:
         now = utcnow()
+        if msg is gun.last_realtime and gun.synced and gun.live_sent is not None:
+            # the same body as this gun's last 0x13 (the reader hands a repeat the same object):
+            # status, figures and faults are as applied then; only the time moves on
+            stamp = iso(now)
+            if gun.live_sent["updated_at"] != stamp:
+                gun.live_sent["updated_at"] = stamp
+                self.live.hset(gun_key(gun.code), {"updated_at": stamp})
+        else:
+            self._apply_realtime(info, gun, msg, now)
+        if self._realtime_hooked and self.hooks.wants_realtime(info, gun, msg):
+            self._hook("on_realtime", info, gun, msg)
+
+    def _apply_realtime(self, info: PileInfo, gun: ConnectorRef, msg: RealtimeData, now: datetime) -> None:
         status = connector_status(msg.status, msg.gun_plugged)
         fields = realtime_fields(msg, status, now)
         sent = gun.live_sent
@@ -566,7 +581,7 @@ class GatewayState:
         for code in sorted(gun.faults - active.keys()):
             self.batch.alarm(AlarmEvent(False, info.id, gun.id, code, now))
         gun.faults = set(active)
-        self._hook("on_realtime", info, gun, msg)
+        gun.last_realtime = msg
 
     def bms(self, info: PileInfo, gun: ConnectorRef, msg) -> None:
         fields = {"bms_frame": f"0x{msg.frame_type:02X}", "bms_at": iso(utcnow())}

@@ -18,12 +18,20 @@ from sqlalchemy import select
 
 from app.security.models import CpmsUser
 from app.security.sessions import AuthDBView
-from app.security.views import CpmsUserDBModelView, ResetMyPasswordView, ResetPasswordView
+from app.security.views import (
+    CpmsUserDBModelView,
+    ResetMyPasswordView,
+    ResetPasswordView,
+    RoleModelView,
+    UserGroupModelView,
+)
 
 
 class CpmsSecurityManager(SecurityManager):
     user_model = CpmsUser
     userdbmodelview = CpmsUserDBModelView
+    rolemodelview = RoleModelView              # deletes refused while users or groups hold the role
+    groupmodelview = UserGroupModelView
     userstatschartview = None  # FAB's chart loads Google's CDN (fab-guide §4)
     resetmypasswordview = ResetMyPasswordView  # asks for the current password
     resetpasswordview = ResetPasswordView      # others' passwords: platform admin / own operator only

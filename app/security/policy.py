@@ -133,7 +133,8 @@ VIEWS = {
     # finance
     "InvoiceView": rule(TENANT_READ, **_NO_BULK_DELETE),
     "ChannelView": rule(TENANT_READ),
-    "MemberView": rule(TENANT_READ, **_NO_BULK_DELETE),
+    "MemberView": rule(TENANT_READ, **_NO_BULK_DELETE),     # can_adjust (balance): operator admins
+    "WalletEntryView": rule(TENANT_READ, **_NO_BULK_DELETE),
     "PaymentGatewayView": rule(CATALOG),
     "OrganizationView": rule(TENANT_READ),
     "CardView": rule(TENANT_READ),
@@ -198,7 +199,8 @@ MENUS = {
     "Feedback": TENANT_STAFF, "Realtime orders": TENANT_STAFF, "History orders": TENANT_STAFF,
     "Occupancy orders": TENANT_STAFF, "Abnormal orders": TENANT_STAFF, "Set-aside data": PLATFORM,
     "Invoices": TENANT_STAFF,
-    "Channels": TENANT_STAFF, "Members": TENANT_STAFF, "Payment gateways": TENANT_STAFF,
+    "Channels": TENANT_STAFF, "Members": TENANT_STAFF, "Balance details": TENANT_STAFF,
+    "Payment gateways": TENANT_STAFF,
     "Organizations": TENANT_STAFF, "Charge cards": TENANT_STAFF, "Financial bills": TENANT_STAFF,
     "Occupancy bills": TENANT_STAFF, "Operation campaigns": TENANT_STAFF,
     "Interconnect campaigns": TENANT_STAFF, "Coupons": TENANT_STAFF, "Coupon campaigns": TENANT_STAFF,

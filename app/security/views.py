@@ -6,17 +6,20 @@ from flask_appbuilder.forms import DynamicForm
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.views import ResetMyPasswordView as FabResetMyPasswordView
 from flask_appbuilder.security.views import ResetPasswordView as FabResetPasswordView
+from flask_appbuilder.security.views import RoleModelView as FabRoleModelView
 from flask_appbuilder.security.views import UserDBModelView
+from flask_appbuilder.security.views import UserGroupModelView as FabUserGroupModelView
 from flask_appbuilder.validators import PasswordComplexityValidator
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, EqualTo, ValidationError
 
+from app.extensions import db
 from app.security.models import DATA_SCOPES, Department
 from app.security.scope import SCOPE_FILTERS, ScopeFilter, check_item
-from app.services import accounts
-from app.views.base import CpmsModelView, ScopedSQLAInterface
+from app.services import accounts, deletion
+from app.views.base import CpmsModelView, DeleteReasonsMixin, ScopedSQLAInterface
 
 
 class HeldRoleFilter(BaseFilter):
@@ -95,7 +98,7 @@ class ResetPasswordView(FabResetPasswordView):
         return None
 
 
-class CpmsUserDBModelView(UserDBModelView):
+class CpmsUserDBModelView(DeleteReasonsMixin, UserDBModelView):
     """用户管理. Operator admins only see and manage users of their own operator, never give a role
     beyond their own powers, and never touch a user holding one; groups are not offered."""
 
@@ -148,6 +151,7 @@ class CpmsUserDBModelView(UserDBModelView):
     def _delete_rules(item):
         check_item(item)
         accounts.check_manage_user(g.user, item)
+        deletion.check_deletable(db.session, item)     # a user whose name is on money or history stays
 
     @staticmethod
     def _refuse_unless(rules, *args):
@@ -161,6 +165,21 @@ class CpmsUserDBModelView(UserDBModelView):
         except Exception:
             db.session.rollback()
             raise
+
+
+class RoleModelView(DeleteReasonsMixin, FabRoleModelView):
+    """FAB's role screen (platform only); a role still held by users or groups is not deleted.
+    (Same class name as FAB's: the permission and endpoint names stay.)"""
+
+    def pre_delete(self, item):
+        deletion.check_deletable(db.session, item)
+
+
+class UserGroupModelView(DeleteReasonsMixin, FabUserGroupModelView):
+    """FAB's group screen (platform only), with the same delete rules."""
+
+    def pre_delete(self, item):
+        deletion.check_deletable(db.session, item)
 
 
 class DepartmentView(CpmsModelView):

@@ -9,6 +9,7 @@ row when they happen. Active sessions are indexed in Redis by transaction serial
 """
 import json
 import logging
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -807,11 +808,30 @@ class OrderHooks(_hooks_base()):
     def on_remote_start_reply(self, msg):
         record_start_reply(msg)
 
+    def __init__(self):
+        # connector id -> (gun_plugged, monotonic time) last handed to occupancy by this gateway process
+        self._plug_reported: dict[int, tuple[int, float]] = {}
+
+    def _plug_news(self, gun, msg) -> bool:
+        """The plug state changed since the last report to occupancy (or it is due again)."""
+        from app.services.occupancy import SEEN_REFRESH_SECONDS
+
+        last = self._plug_reported.get(gun.id)
+        return last is None or last[0] != msg.gun_plugged or time.monotonic() - last[1] > SEEN_REFRESH_SECONDS
+
+    def wants_realtime(self, pile, gun, msg):
+        """A frame with a transaction serial goes to the order logic; one without only matters to
+        occupancy, and only when the plug state changed: an idle gun's frames cost no round trip."""
+        serial = msg.transaction_serial
+        return bool(serial and serial.strip("0")) or self._plug_news(gun, msg)
+
     def on_realtime(self, pile, gun, msg):
         from app.services import occupancy
 
         record_realtime(msg)
-        occupancy.on_connector_state(gun.id, plugged=msg.gun_plugged == 1, parked=None, at_utc=utcnow())
+        if self._plug_news(gun, msg):
+            occupancy.on_connector_state(gun.id, plugged=msg.gun_plugged == 1, parked=None, at_utc=utcnow())
+            self._plug_reported[gun.id] = (msg.gun_plugged, time.monotonic())
 
     def on_ground_lock(self, pile, gun, msg):
         from app.services import occupancy

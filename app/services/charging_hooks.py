@@ -47,6 +47,12 @@ class ChargingHooks:
     def on_realtime(self, pile, gun, msg) -> None:
         """0x13: realtime data of one gun (status, V, A, SOC, energy, amount, serial)."""
 
+    def wants_realtime(self, pile, gun, msg) -> bool:
+        """Asked for every 0x13 before :meth:`on_realtime`, outside the database lane: False when
+        on_realtime has nothing to do with this frame (it is then not called). No I/O here: it runs
+        for every frame of every pile (an idle gun repeats the same 0x13 all day)."""
+        return True
+
     def on_bms(self, pile, gun, msg) -> None:
         """0x15-0x25: BMS frames during a charge."""
 

@@ -46,6 +46,10 @@ def is_history(model):
 # table -> (the row as a sentence subject, one, many); falls back to "this record" / "record(s)"
 NOUNS = {
     "ab_user": (_l("This user"), _l("user"), _l("users")),
+    "ab_role": (_l("This role"), _l("role"), _l("roles")),
+    "ab_group": (_l("This group"), _l("group"), _l("groups")),
+    "ab_user_role": (_l("This role assignment"), _l("user holding it"), _l("users holding it")),
+    "ab_group_role": (_l("This group role"), _l("group holding it"), _l("groups holding it")),
     "ev_alarm": (_l("This alarm"), _l("alarm"), _l("alarms")),
     "ev_campaign": (_l("This campaign"), _l("campaign"), _l("campaigns")),
     "ev_card": (_l("This card"), _l("card"), _l("cards")),
@@ -92,6 +96,12 @@ NOUNS = {
     "sys_post": (_l("This post"), _l("post"), _l("posts")),
 }
 _FALLBACK = (_l("This record"), _l("record"), _l("records"))
+
+# Link tables that cascade in the schema but are uses seen from this side: a role still held by users
+# or groups is not deleted from under them (the users would silently lose their permissions).
+LINK_USES = {"ab_role": {"ab_user_role", "ab_group_role"}}
+# the column that disables a row instead of deleting it
+DISABLE_COLUMNS = ("enabled", "active")
 
 
 def _nouns(table):
@@ -156,6 +166,8 @@ def uses(session, item):
             if ondelete in ("SET NULL", "SET DEFAULT"):
                 continue
             cond = _match(fkc, selection)
+            if depth == 0 and child.name in LINK_USES.get(tbl.name, ()):
+                ondelete = "RESTRICT"
             if ondelete != "CASCADE" or child.name in history:
                 conditions.setdefault(child, []).append(cond)
             elif depth < _MAX_DEPTH and child.name not in path:
@@ -189,7 +201,7 @@ def refusal_message(table, found):
         for phrase in phrases[1:]:
             listed = _("%(first)s, %(next)s", first=listed, next=phrase)
         msg = _("%(what)s is still used by %(uses)s.", what=what, uses=listed)
-    if "enabled" in table.c:
+    if any(name in table.c for name in DISABLE_COLUMNS):
         msg = _("%(reason)s Disable it instead.", reason=msg)
     return msg
 

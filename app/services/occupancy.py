@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 PENDING_KEY = "cpms:occupancy:pending"
 SEEN_TTL = 2 * 24 * 3600
+# a gateway reports a gun's plug state when it changes, and again after this long (keeps the seen hash alive)
+SEEN_REFRESH_SECONDS = 600
 ZERO = Decimal("0.0000")
 
 

@@ -17,6 +17,7 @@ from app.models import ChargeOrder, MeterSample
 from app.models.base import utcnow
 from app.models.order import ACTIVE_ORDER_STATUSES
 from app.security.scope import apply_scope
+from app.services import clock
 from app.services.clock import parse_iso_utc
 from app.services.money import q_amount, q_energy
 
@@ -99,8 +100,8 @@ def curve(order: ChargeOrder, after: datetime | None = None) -> dict:
         "order_id": order.id,
         "status": order.status,
         "samples": [
-            {"at": _iso(r.at), "power": _num(r.power), "soc": r.soc, "voltage": _num(r.voltage),
-             "current": _num(r.current), "energy": _num(r.energy), "amount": _num(r.amount)}
+            {"at": _iso(r.at), "local": clock.format_local(r.at), "power": _num(r.power), "soc": r.soc,
+             "voltage": _num(r.voltage), "current": _num(r.current), "energy": _num(r.energy), "amount": _num(r.amount)}
             for r in rows
         ],
     }

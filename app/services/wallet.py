@@ -87,3 +87,43 @@ def ledger_balance(member_id, session=None):
     total = session.scalar(select(func.coalesce(func.sum(WalletEntry.amount), 0))
                            .where(WalletEntry.member_id == member_id))
     return to_amount(total)
+
+
+def adjust(member_id, amount, reason, user_id, request_key, session=None):
+    """Manual adjustment of a wallet (会员管理 → 调整余额): a signed amount with its reason, booked as an
+    ``adjust`` ledger entry that records who made it (``created_by_id``) and when. ``request_key`` (one
+    per opened form) makes a resubmitted form book once. A deduction never takes the balance below
+    zero. A unit of work of its own: commits, or rolls back what it did and raises WalletError with
+    the reason in the current language."""
+    from flask_babel import gettext as _
+
+    session = session or db.session
+    amount = to_amount(amount)
+    reason = (reason or "").strip()
+    if not amount:
+        raise WalletError(_("Enter an amount other than zero."))
+    if not reason:
+        raise WalletError(_("Say why the balance is adjusted."))
+    try:
+        entry = post_entry(member_id, amount, "adjust", idempotency_key=f"adjust:{request_key}",
+                           remark=reason[:255], created_by_id=user_id, session=session)
+        session.commit()
+    except WalletError:
+        session.rollback()
+        raise WalletError(_("The balance is not enough for this deduction.")) from None
+    except Exception:
+        session.rollback()
+        raise
+    return entry
+
+
+def balance_differences(session=None):
+    """[(member, ledger sum)] of every member whose balance is not the sum of its ledger (should be
+    none: the balance changes only with a ledger entry, in the same transaction)."""
+    session = session or db.session
+    sums = (select(WalletEntry.member_id, func.sum(WalletEntry.amount).label("total"))
+            .group_by(WalletEntry.member_id).subquery())
+    total = func.coalesce(sums.c.total, 0)
+    stmt = (select(Member, total).outerjoin(sums, sums.c.member_id == Member.id)
+            .where(total != func.coalesce(Member.balance, 0)).order_by(Member.id))
+    return [(member, to_amount(value)) for member, value in session.execute(stmt).all()]

@@ -56,6 +56,7 @@ def menu_entries():
         (finance.InvoiceView, "Invoices", _l("Invoices"), "fa-file-text-o", "Finance"),
         (finance.ChannelView, "Channels", _l("Channels"), "fa-sitemap", "Finance"),
         (finance.MemberView, "Members", _l("Members"), "fa-users", "Finance"),
+        (finance.WalletEntryView, "Balance details", _l("Balance details"), "fa-list-alt", "Finance"),
         (finance.PaymentGatewayView, "Payment gateways", _l("Payment gateways"), "fa-credit-card", "Finance"),
         (finance.OrganizationView, "Organizations", _l("Organizations"), "fa-building-o", "Finance"),
         (finance.CardView, "Charge cards", _l("Charge cards"), "fa-id-card", "Finance"),

@@ -108,7 +108,39 @@ class ScopedMixin:
         deletion.check_deletable(self.datamodel.session, item)
 
 
-class CpmsModelView(ScopedMixin, ModelView):
+class DeleteReasonsMixin:
+    """FAB's delete with the reasons shown: a refusal (scope, rows still using it) or a use the
+    database caught says why; never an empty alert, never the database's English."""
+
+    deletable = True
+
+    def _delete(self, pk):
+        if not self.deletable:
+            abort(405)
+        try:
+            item = self.datamodel.get(pk, self._base_filters)
+        except ScopeError as exc:
+            flash(str(exc), "danger")
+            return
+        if not item:
+            abort(404)
+        try:
+            self.pre_delete(item)
+        except Exception as exc:
+            self.datamodel.session.rollback()
+            flash(str(exc), "danger")
+            return
+        try:
+            self.datamodel.delete(item)
+        except DatabaseException:
+            flash(deletion.in_use_message(item), "danger")
+            return
+        self.post_delete(item)
+        flash(self.delete_row_message, "success")
+        self.update_redirect()
+
+
+class CpmsModelView(ScopedMixin, DeleteReasonsMixin, ModelView):
     page_size = 20
     list_template = "cpms/list.html"
     export_enabled = True
@@ -167,33 +199,6 @@ class CpmsModelView(ScopedMixin, ModelView):
             flash(_("%(n)d record(s) deleted.", n=deleted), "success")
         self.update_redirect()
         return redirect(self.get_redirect())
-
-    def _delete(self, pk):
-        """FAB's delete with the reasons shown: a refusal (scope, rows still using it) or a use the
-        database caught says why; never an empty alert."""
-        if not self.deletable:
-            abort(405)
-        try:
-            item = self.datamodel.get(pk, self._base_filters)
-        except ScopeError as exc:
-            flash(str(exc), "danger")
-            return
-        if not item:
-            abort(404)
-        try:
-            self.pre_delete(item)
-        except Exception as exc:
-            self.datamodel.session.rollback()
-            flash(str(exc), "danger")
-            return
-        try:
-            self.datamodel.delete(item)
-        except DatabaseException:
-            flash(deletion.in_use_message(item), "danger")
-            return
-        self.post_delete(item)
-        flash(self.delete_row_message, "success")
-        self.update_redirect()
 
     # ----- Excel export of the filtered list -------------------------------------------------
     def export_rows(self):

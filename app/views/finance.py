@@ -1,13 +1,19 @@
 """财务管理: invoices, channels, members, payment gateways, organizations, charge cards,
 financial bills and occupancy bills."""
 
-from flask import g, url_for
+import uuid
+
+from flask import abort, flash, g, redirect, request, url_for
+from flask_appbuilder import expose, has_access
+from flask_appbuilder.forms import DynamicForm
 from flask_appbuilder.models.sqla.filters import FilterNotEqual
+from flask_appbuilder.security.decorators import permission_name
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 from sqlalchemy import or_
-from wtforms import DecimalField, SelectField, StringField
-from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms import DecimalField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from app.extensions import db
 from app.models import (
@@ -19,6 +25,7 @@ from app.models import (
     OccupancyOrder,
     Organization,
     PaymentGateway,
+    WalletEntry,
 )
 from app.models.member import (
     CARD_STATUS,
@@ -29,9 +36,10 @@ from app.models.member import (
     INVOICE_TITLE_TYPE,
     INVOICE_TYPE,
     MEMBER_STATUS,
+    WALLET_KIND,
 )
 from app.models.order import OCCUPANCY_STATUS, ORDER_STATUS, PAY_STATUS, PAY_TYPE, REFUND_STATUS, START_METHOD
-from app.services import invoices, masterdata, members
+from app.services import invoices, masterdata, members, wallet
 from app.views.base import CpmsModelView, ScopedSQLAInterface
 from app.views.fields import Range
 from app.views.orders import (
@@ -278,13 +286,24 @@ class ChannelView(CpmsModelView):
 
 
 # ----- 会员管理 --------------------------------------------------------------------------------
+class AdjustForm(DynamicForm):
+    amount = DecimalField(_l("Amount (yuan)"), places=2,
+                          description=_l("Positive adds to the balance, negative deducts from it."),
+                          validators=[InputRequired(), NumberRange(min=-100000, max=100000)])
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=255)])
+    request_key = HiddenField()
+
+
 class MemberView(MemberWrite, CpmsModelView):
-    """Balance is the wallet ledger's cache: shown, never edited here."""
+    """Balance is the wallet ledger's cache: shown, never edited here; it changes by a ledger entry
+    only (a manual adjustment is one, with its reason, who and when: ``wallet.adjust``)."""
+
+    show_template = "finance/member_show.html"
 
     datamodel = ScopedSQLAInterface(Member)
     list_title = _l("Members")
     show_title = edit_title = _l("Member")
-    base_permissions = ["can_list", "can_show", "can_edit", "can_export"]
+    base_permissions = ["can_list", "can_show", "can_edit", "can_export", "can_adjust"]
     choice_columns = {"status": MEMBER_STATUS}
     list_columns = [
         "member_no",
@@ -345,6 +364,60 @@ class MemberView(MemberWrite, CpmsModelView):
         ),
         "plate_no": StringField(_l("Plate no."), validators=[Optional(), Length(max=16)]),
     }
+
+    @expose("/adjust/<pk>", methods=["GET", "POST"])
+    @has_access
+    @permission_name("adjust")
+    def adjust(self, pk):
+        """Manual adjustment of the member's balance (its own permission: operator admins)."""
+        member = self.datamodel.get(pk, self._base_filters)       # in the caller's data scope
+        if member is None:
+            abort(404)
+        form = AdjustForm.refresh()
+        if request.method == "GET":
+            form.request_key.data = uuid.uuid4().hex                 # one booking per opened form
+        elif form.validate():
+            try:
+                wallet.adjust(member.id, form.amount.data, form.reason.data, g.user.id,
+                              form.request_key.data or uuid.uuid4().hex)
+            except wallet.WalletError as exc:
+                flash(str(exc), "danger")
+            else:
+                flash(_("The balance of %(no)s was adjusted by %(amount)s yuan.", no=member.member_no,
+                        amount=f"{form.amount.data:+.2f}"), "success")
+                return redirect(url_for("MemberView.show", pk=member.id))
+        return self.render_template("finance/member_adjust.html", member=member, form=form,
+                                    back_url=url_for("MemberView.show", pk=member.id))
+
+
+class WalletEntryView(CpmsModelView):
+    """余额明细: the wallet ledger (append-only: no add, edit or delete anywhere)."""
+
+    datamodel = ScopedSQLAInterface(WalletEntry)
+    list_title = _l("Balance details")
+    show_title = _l("Ledger entry")
+    base_permissions = READ_ONLY
+    choice_columns = {"kind": WALLET_KIND}
+    list_columns = ["created_at", "member.member_no", "member.phone", "kind", "amount", "balance_after",
+                    "order.order_no", "remark", "created_by.username", "operator"]
+    show_columns = ["created_at", "member", "kind", "amount", "balance_after", "order", "payment",
+                    "remark", "created_by", "operator"]
+    search_columns = ["member", "kind", "created_at", "operator", "remark"]
+    order_columns = ["created_at", "amount"]
+    base_order = ("id", "desc")
+    label_columns = labels(
+        created_at=_l("Time"),
+        member=_l("Member"),
+        kind=_l("Type"),
+        amount=_l("Amount (yuan)"),
+        balance_after=_l("Balance after (yuan)"),
+        order=_l("Charging order"),
+        payment=_l("Payment"),
+        remark=_l("Reason / remark"),
+        created_by=_l("Operated by"),
+        **{"member.member_no": _l("Member no."), "member.phone": _l("Phone"),
+           "order.order_no": _l("Charging order no."), "created_by.username": _l("Operated by")},
+    )
 
 
 # ----- 支付网关 --------------------------------------------------------------------------------

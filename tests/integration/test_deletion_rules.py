@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import (
+    Alarm,
     Channel,
     ChargeOrder,
     Connector,
@@ -328,3 +329,58 @@ def test_every_use_has_a_name(app):
                    if (fk.ondelete or "").upper() != "CASCADE" or t.name in history}
         missing = sorted(n for n in can_use if n not in deletion.NOUNS and n not in ("ab_permission_view",))
         assert not missing, missing
+
+
+# ---- users, roles and groups (Flask-AppBuilder's screens) run the same rule ------------------------
+
+
+def new_user(app, role_name=None):
+    sm = app.appbuilder.sm
+    t = tag()
+    role = sm.find_role(role_name) if role_name else sm.add_role(f"删除测试用户角色{t}")
+    user = sm.add_user(f"del_{t.lower()}", "删除", "测试", f"del_{t.lower()}@example.com", [role],
+                       password="Pass-word-123")
+    return user.id
+
+
+def test_user_named_on_history_is_refused_and_an_unused_one_deletes_with_its_roles(app, login):
+    from app.security.models import CpmsUser
+
+    with app.app_context():
+        used, unused = new_user(app), new_user(app)
+        pile = db.session.scalar(select(Pile).limit(1))
+        db.session.add(Alarm(pile_id=pile.id, pile_code=pile.code, operator_id=pile.operator_id,
+                             fault_code="HW01", handle_status="handled", handled_by_id=used))
+        db.session.commit()
+    client = login("admin", ADMIN_PASSWORD, lang="zh")
+    html = page(client.post(f"/users/delete/{used}", follow_redirects=True))
+    assert "该用户仍被 1 个告警使用" in html and "请改为停用" in html, html[:3000]
+    html = page(client.post(f"/users/delete/{unused}", follow_redirects=True))
+    assert "删除成功" in html or "已删除" in html or "Deleted" not in html
+    with app.app_context():
+        assert exists(CpmsUser, used)
+        assert not exists(CpmsUser, unused)
+        held = db.session.execute(text("SELECT count(*) FROM ab_user_role WHERE user_id = :u"), {"u": unused})
+        assert held.scalar_one() == 0
+
+
+def test_role_held_by_users_is_refused_and_an_unheld_one_deletes_with_its_permissions(app, login):
+    from flask_appbuilder.security.sqla.models import Role
+
+    with app.app_context():
+        sm = app.appbuilder.sm
+        held = sm.add_role(f"删除测试角色{tag()}")
+        free = sm.add_role(f"删除测试空角色{tag()}")
+        perm = sm.find_permission_view_menu("can_list", "StationView")
+        sm.add_permission_role(free, perm)
+        held_id, free_id = held.id, free.id
+        new_user(app, held.name)
+    client = login("admin", ADMIN_PASSWORD, lang="zh")
+    html = page(client.post(f"/roles/delete/{held_id}", follow_redirects=True))
+    assert "该角色仍被 1 个用户使用" in html, html[:3000]
+    client.post(f"/roles/delete/{free_id}", follow_redirects=True)
+    with app.app_context():
+        assert exists(Role, held_id) and not exists(Role, free_id)
+        left = db.session.execute(text("SELECT count(*) FROM ab_permission_view_role WHERE role_id = :r"),
+                                  {"r": free_id})
+        assert left.scalar_one() == 0

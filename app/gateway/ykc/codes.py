@@ -131,7 +131,7 @@ STOP_REASONS = {
     0x5E: "start failed: BCL timeout",
     0x5F: "start failed: BSM timeout",
     0x60: "start failed: battery voltage in BHM stage",
-    0x61: "start failed: BRO_AA voltage differs > 5% from BCP",
+    0x61: "start failed: BRO_AA voltage differs from BCP by more than 5 percent",
     0x62: "start failed: BRO changed AA->00 during pre-charge",
     0x63: "start failed: host configuration timeout",
     0x64: "start failed: charger not ready",

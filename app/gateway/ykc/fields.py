@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import struct
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
@@ -433,7 +434,60 @@ def _layout_size(layout: Layout) -> int | None:
     return None if None in sizes else sum(sizes)
 
 
+_STRUCT_INTS = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+def _flat_part(codec: Codec):
+    """(struct format, conversion or None) reading ``codec`` within one ``struct.unpack_from``, or None
+    when it has no flat form (lists, bit groups, times, big-endian or odd-sized integers)."""
+    kind = type(codec)
+    if kind in (UInt, Offset, Scaled) and codec.size in _STRUCT_INTS and codec.byteorder == "little":
+        fmt = _STRUCT_INTS[codec.size]
+        if kind is Offset:
+            return fmt, (lambda v, o=codec.offset: v + o)
+        if kind is Scaled:
+            if codec.offset:
+                return fmt, (lambda v, d=-codec.decimals, o=codec.offset: Decimal(v).scaleb(d) + o)
+            return fmt, (lambda v, d=-codec.decimals: Decimal(v).scaleb(d))
+        return fmt, None
+    if kind is BCD:
+        return f"{codec.size}s", (lambda v: v.hex().upper())
+    if kind is Ascii:
+        if codec.reverse:
+            return f"{codec.size}s", (lambda v: v[::-1].decode("latin-1").strip("\0"))
+        return f"{codec.size}s", (lambda v: v.decode("latin-1").rstrip("\0"))
+    if kind is Raw:
+        return f"{codec.size}s", None
+    return None
+
+
+def _flat_reader(layout: Layout):
+    """(struct, names, conversions) reading a layout of flat fields in one call, or None."""
+    parts = []
+    for name, codec in layout:
+        part = _flat_part(codec) if name.__class__ is str else None
+        if part is None:
+            return None
+        parts.append((name, *part))
+    if not parts:
+        return None
+    return struct.Struct("<" + "".join(fmt for _, fmt, _ in parts)), tuple(p[0] for p in parts), \
+        tuple(p[2] for p in parts)
+
+
+_FLAT: dict[int, tuple | None] = {}      # id(layout) -> _flat_reader(layout); layouts live as long as their classes
+
+
 def _read_layout(layout: Layout, buf: bytes, off: int) -> tuple[dict[str, Any], int]:
+    key = id(layout)
+    flat = _FLAT.get(key, _FLAT)
+    if flat is _FLAT:
+        flat = _FLAT[key] = _flat_reader(layout)
+    if flat is not None and len(buf) - off >= flat[0].size:
+        unpacker, names, conversions = flat
+        raw = unpacker.unpack_from(buf, off)
+        return {name: (conv(v) if conv is not None else v)
+                for name, conv, v in zip(names, conversions, raw, strict=True)}, off + unpacker.size
     values: dict[str, Any] = {}
     for name, codec in layout:
         value, off = codec.read(buf, off)

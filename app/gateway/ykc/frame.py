@@ -105,22 +105,27 @@ def encode_reply(msg: Message, request: Header, *, crc_order: str = CRC_LOW_FIRS
     return encode_frame(msg, request.seq_bytes, crc_order=crc_order)
 
 
+def frame_header(frame: bytes, order: str, length_mismatch: bool = False) -> Header:
+    """The header of a frame whose extent and CRC were already verified."""
+    return Header(
+        frame_type=frame[5],
+        seq=frame[2] | (frame[3] << 8),
+        seq_bytes=frame[2:4],
+        encryption=frame[4],
+        length=frame[1],
+        body_size=len(frame) - HEADER_SIZE - 2,
+        crc_order=order,
+        length_mismatch=length_mismatch,
+    )
+
+
 def _decode_checked(
     frame: bytes, order: str, *, length_mismatch: bool, strict: bool
 ) -> tuple[Header, Message | RawFrame]:
     """Decode a frame whose extent and CRC were already verified."""
     frame_type = frame[5]
     body = frame[HEADER_SIZE:-2]
-    header = Header(
-        frame_type=frame_type,
-        seq=frame[2] | (frame[3] << 8),
-        seq_bytes=frame[2:4],
-        encryption=frame[4],
-        length=frame[1],
-        body_size=len(body),
-        crc_order=order,
-        length_mismatch=length_mismatch,
-    )
+    header = frame_header(frame, order, length_mismatch)
     cls = MESSAGE_TYPES.get(frame_type)
     if cls is None or header.encryption:
         return header, RawFrame(frame_type, body)

@@ -14,6 +14,7 @@ from .frame import (
     _decode_checked,
     check_crc,
     expected_frame_size,
+    frame_header,
 )
 from .messages import MESSAGE_TYPES, Message, RawFrame
 
@@ -72,8 +73,14 @@ class FrameReader:
         strict: bool = True,
         lookahead: bool = True,
         garbage_sample: int = 64,
+        repeats: int = 0,
     ) -> None:
         self.max_frame_size = max_frame_size
+        # ``repeats`` > 0: remember that many decoded bodies; a frame whose type and body repeat one of
+        # them (an idle gun's 0x13, a heartbeat) gets the same message object without decoding again.
+        # Messages are never modified after decoding, so sharing one is safe.
+        self.repeats = repeats
+        self._decoded: dict[bytes, object] = {}
         self.strict = strict
         self.lookahead = lookahead
         self.garbage_sample = garbage_sample
@@ -149,6 +156,13 @@ class FrameReader:
         events.append(ErrorEvent(GARBAGE, f"dropped {size} byte(s)", size, sample))
 
     def _emit(self, events: list[Event], frame: bytes, order: str, mismatch: bool) -> None:
+        if self.repeats and not mismatch:
+            key = frame[4:-2]              # encryption flag, frame type and body (not the sequence number)
+            msg = self._decoded.get(key)
+            if msg is not None:
+                self.frames += 1
+                events.append(FrameEvent(frame_header(frame, order), msg, frame))
+                return
         try:
             header, msg = _decode_checked(frame, order, length_mismatch=mismatch, strict=self.strict)
         except DecodeError as exc:
@@ -159,6 +173,10 @@ class FrameReader:
         self.length_mismatches += mismatch
         if isinstance(msg, RawFrame):
             self.unknown_frames += 1
+        elif self.repeats and not mismatch:
+            if len(self._decoded) >= self.repeats:
+                self._decoded.clear()
+            self._decoded[frame[4:-2]] = msg
         events.append(FrameEvent(header, msg, frame))
 
     def _scan(self, events: list[Event]) -> None:

@@ -8,7 +8,7 @@ import io
 import sys
 import types
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,7 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.models.order import ACTIVE_ORDER_STATUSES
+from app.services import clock
 from tests.conftest import api_token, csrf_token
 
 STAFF_PASSWORD = "staff-pass-1"
@@ -306,12 +307,16 @@ def test_chart_notice_when_echarts_missing(app, admin_client, data, monkeypatch)
     assert "cpms-chart-missing" in html and "echarts.min.js" not in html
 
 
-def test_curve_endpoint_returns_samples(admin_client, data):
+def test_curve_endpoint_returns_samples(app, admin_client, data):
     rv = admin_client.get(f"/historyorderview/curve/{data['hist_a1'][0]}")
     assert rv.status_code == 200
     body = rv.get_json()
     assert [s["soc"] for s in body["samples"]] == [20, 21, 22, 23, 24]
     assert body["samples"][0]["power"] == 30.0 and body["samples"][0]["voltage"] == 400.0
+    for sample in body["samples"]:     # the chart's axis: local time to the second, the cursor stays UTC
+        at = datetime.fromisoformat(sample["at"].removesuffix("Z"))
+        with app.app_context():
+            assert sample["local"] == clock.format_local(at) and len(sample["local"]) == 19
     first = body["samples"][1]["at"]
     rv = admin_client.get(f"/historyorderview/curve/{data['hist_a1'][0]}?after={first}")
     assert [s["soc"] for s in rv.get_json()["samples"]] == [22, 23, 24]

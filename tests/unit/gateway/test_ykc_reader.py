@@ -172,3 +172,31 @@ def test_reader_is_callable_and_resettable():
     assert reader.buffered == 0
     sync = encode_frame(TimeSync(pile_code=PILE, current_time=datetime(2024, 12, 18, 9, 15, 30)), 1)
     assert [e.raw for e in reader(sync)] == [sync]
+
+
+def test_repeated_bodies_are_decoded_once_and_keep_their_own_header():
+    """A connection's reader remembers decoded bodies: an idle gun's 0x13 or a heartbeat repeated with a
+    new sequence number gets the same message object, with the header (sequence) of its own frame."""
+    reader = FrameReader(repeats=4)
+    first = frames_of(reader.feed(encode_frame(Heartbeat(pile_code=PILE, gun="01"), 7)))[0]
+    again = frames_of(reader.feed(encode_frame(Heartbeat(pile_code=PILE, gun="01"), 8)))[0]
+    other = frames_of(reader.feed(encode_frame(Heartbeat(pile_code=PILE, gun="02"), 9)))[0]
+    assert again.message is first.message
+    assert (first.header.seq, again.header.seq) == (7, 8)
+    assert again.header == first.header.__class__(**{**first.header.__dict__, "seq": 8,
+                                                   "seq_bytes": (8).to_bytes(2, "little")})
+    assert other.message is not first.message and other.message.gun == "02"
+    assert reader.frames == 3
+    plain = FrameReader()                                  # without ``repeats`` every frame is decoded
+    a, b = (frames_of(plain.feed(HEARTBEAT))[0], frames_of(plain.feed(HEARTBEAT))[0])
+    assert a.message == b.message and a.message is not b.message
+
+
+def test_repeat_memory_is_bounded_and_changed_bodies_are_decoded():
+    reader = FrameReader(repeats=2)
+    msgs = [frames_of(reader.feed(encode_frame(RealtimeData(pile_code=PILE, gun="01", status=2, soc=n), n)))[0].message
+            for n in range(5)]
+    assert [m.soc for m in msgs] == [0, 1, 2, 3, 4]
+    assert len(reader._decoded) <= 2
+    frame = bytearray(encode_frame(RealtimeData(pile_code=PILE, gun="01", status=2, soc=4), 9))
+    assert frames_of(reader.feed(bytes(frame)))[0].message is msgs[-1]
