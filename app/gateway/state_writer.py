@@ -49,6 +49,7 @@ from app.models import Alarm, Connector, ConnectorStatusLog, Pile, PileBill, Sta
 from app.models.pile import CARRIER_YKC, NETWORK_TYPE_YKC
 from app.security.scope import platform_scope
 from app.services.charging_hooks import ChargingHooks, overrides, refusal
+from app.services.fault_codes import realtime_faults
 from app.services.live_state import to_jsonable
 from app.services.money import q_live_power
 from app.services.ykc_pricing import BillingModelError, billing_model_fields
@@ -61,7 +62,6 @@ NETWORK_BY_YKC = {v: k for k, v in NETWORK_TYPE_YKC.items()}
 CARRIER_BY_YKC = {v: k for k, v in CARRIER_YKC.items()}
 LOCK_BY_YKC = {0x55: "locked", 0xFF: "unlocked"}
 PARK_BY_YKC = {0x00: "free", 0xFF: "occupied"}
-FAULT_STATUS_CODE = "FAULT"
 
 
 # --- pure rules ---------------------------------------------------------------------------------------
@@ -76,17 +76,11 @@ def connector_status(ykc_status: int, plugged: int) -> str | None:
 
 
 def fault_alarms(ykc_status: int, hardware_faults: int) -> dict[str, str]:
-    """Alarm code -> description for what a 0x13 frame reports as faulty."""
+    """Alarm code -> description (the fault-code table's English msgid, translated when shown) for
+    what a 0x13 frame reports as faulty."""
     if not hardware_faults and ykc_status != codes.GunStatus.FAULT:
         return {}
-    active = {}
-    if ykc_status == codes.GunStatus.FAULT:
-        active[FAULT_STATUS_CODE] = "Connector reports fault status"
-    for bit in range(16):
-        if hardware_faults >> bit & 1:
-            name = codes.HARDWARE_FAULTS.get(bit, f"bit{bit + 1}")
-            active[f"HW{bit + 1:02d}"] = "Hardware fault: " + name.replace("_", " ")
-    return active
+    return realtime_faults(ykc_status, hardware_faults)
 
 
 def protocol_version_text(value: int) -> str:

@@ -162,7 +162,7 @@ class WalletEntry(OperatorMixin, db.Model):
     member = relationship("Member", lazy="selectin")
     order = relationship("ChargeOrder")
     payment = relationship("Payment")
-    created_by = relationship("CpmsUser", foreign_keys=[created_by_id], lazy="selectin")
+    created_by = relationship("User", foreign_keys=[created_by_id], lazy="selectin")   # FAB's user (ab_user)
 
     def __str__(self):
         return f"{self.kind} {self.amount}"

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import relationship
 
@@ -132,6 +133,11 @@ class ChargeOrder(OperatorMixin, TimestampMixin, db.Model):
         # totals bar's columns are included so its aggregate is an index-only scan
         Index("ix_ev_charge_order_created_at", "created_at", postgresql_include=LIST_TOTALS_INCLUDE),
         Index("ix_ev_charge_order_started_at", "started_at", postgresql_include=LIST_TOTALS_INCLUDE),
+        # the abnormal-order queue (异常订单 and the dashboard's to-do count): a handful of rows among
+        # millions; the predicate is exactly the queue's filter as each database renders it
+        Index("ix_ev_charge_order_abnormal_queue", "operator_id",
+              postgresql_where=text("status = 'abnormal' OR needs_review IS true"),
+              sqlite_where=text("status = 'abnormal' OR needs_review IS 1")),
     )
 
     id = Column(Integer, primary_key=True)

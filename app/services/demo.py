@@ -180,7 +180,8 @@ def load_demo_data(seed=20240311):
             sig_secret="S94xUpTpOIILJBk8", base_url="http://127.0.0.1:9/evcs/v1.0/",
             our_operator_code=op.code, our_operator_secret="VGeMsui43xRRmPsA", our_data_secret="o1NVKKR0VyD7hTdS",
             our_data_secret_iv="8J2gVMQix2PODmfh", our_sig_secret="RyKCIR1EwwsW0FWr",
-            channel=channels[i][2 if i == 0 else 3], tenant_id="7"))
+            channel=channels[i][2 if i == 0 else 3], tenant_id="7",
+            push_enabled=False))     # a demo partner has no endpoint: pushes start once a real one is set
     depts = {}
     root = Department(name="平台运营中心", path="/", sort=0)
     session.add(root)

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from sqlalchemy import func, select
@@ -244,7 +244,8 @@ def _walk(app, env, partner, client):
     assert ret == 0, (ret, msg)
     assert data["SuccStat"] == 0 and data["SumPeriod"] == len(TOU)
     assert [(p["StartTime"], p["ElecPrice"], p["SevicePrice"]) for p in data["PolicyInfos"]] == [
-        (f"{s // 60:02d}{s % 60:02d}00", Decimal(ep).quantize(Q4), Decimal(sp).quantize(Q4))
+        (f"{s // 60:02d}{s % 60:02d}00", Decimal(ep).quantize(Q4, ROUND_HALF_UP),
+         Decimal(sp).quantize(Q4, ROUND_HALF_UP))
         for s, _, _, ep, sp in TOU]
 
     # 6. start charge: the pile starts; a repeated StartChargeSeq answers the same and starts nothing
@@ -327,20 +328,20 @@ def _walk(app, env, partner, client):
     assert order.energy > 0 and periods
     assert info["ConnectorID"] == gun_code
     assert info["StartTime"] == local(order.started_at) and info["EndTime"] == local(order.ended_at)
-    assert info["TotalPower"] == order.energy.quantize(Q2)
-    assert info["TotalElecMoney"] == order.electricity_fee.quantize(Q2)
-    assert info["TotalSeviceMoney"] == order.service_fee.quantize(Q2)
+    assert info["TotalPower"] == order.energy.quantize(Q2, ROUND_HALF_UP)
+    assert info["TotalElecMoney"] == order.electricity_fee.quantize(Q2, ROUND_HALF_UP)
+    assert info["TotalSeviceMoney"] == order.service_fee.quantize(Q2, ROUND_HALF_UP)
     assert info["TotalMoney"] == info["TotalElecMoney"] + info["TotalSeviceMoney"]
     assert info["SumPeriod"] == len(periods) == len(info["ChargeDetails"])
     for detail, period in zip(info["ChargeDetails"], periods, strict=True):
         assert detail["DetailStartTime"] == local(period.start_at)
         assert detail["DetailEndTime"] == local(period.end_at)
-        assert detail["ElecPrice"] == period.electricity_price.quantize(Q4)
-        assert detail["SevicePrice"] == period.service_price.quantize(Q4)
-        assert detail["DetailPower"] == period.energy.quantize(Q2)
+        assert detail["ElecPrice"] == period.electricity_price.quantize(Q4, ROUND_HALF_UP)
+        assert detail["SevicePrice"] == period.service_price.quantize(Q4, ROUND_HALF_UP)
+        assert detail["DetailPower"] == period.energy.quantize(Q2, ROUND_HALF_UP)
     for detail, period in zip(info["ChargeDetails"][:-1], periods[:-1], strict=True):
-        assert detail["DetailElecMoney"] == period.electricity_fee.quantize(Q2)
-        assert detail["DetailSeviceMoney"] == period.service_fee.quantize(Q2)
+        assert detail["DetailElecMoney"] == period.electricity_fee.quantize(Q2, ROUND_HALF_UP)
+        assert detail["DetailSeviceMoney"] == period.service_fee.quantize(Q2, ROUND_HALF_UP)
     assert sum(d["DetailElecMoney"] for d in info["ChargeDetails"]) == info["TotalElecMoney"]
     assert sum(d["DetailSeviceMoney"] for d in info["ChargeDetails"]) == info["TotalSeviceMoney"]
     wait_until(lambda: order_of(app, seq).partner_confirm_result == 0, timeout=20, message="ConfirmResult 0 kept")

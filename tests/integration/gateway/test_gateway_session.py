@@ -129,7 +129,7 @@ def test_login_heartbeat_pricing_status_alarms_offline(app, gateway, piles, redi
     open_alarms = wait_until(lambda: fetch(app, select(Alarm).where(Alarm.pile_code == code)), message="alarms")
     alarms = {a.fault_code: a for (a,) in open_alarms}
     assert set(alarms) == {"FAULT", "HW01", "HW13"}
-    assert alarms["HW01"].description == "Hardware fault: emergency stop" and alarms["HW01"].gun_no == 1
+    assert alarms["HW01"].description == "Emergency stop button pressed" and alarms["HW01"].gun_no == 1
     assert all(a.ended_at is None and a.handle_status == "pending" for a in alarms.values())
     pile.send(realtime(code, "01", status=2))
     wait_until(lambda: all(a.ended_at for (a,) in fetch(app, select(Alarm).where(Alarm.pile_code == code))),

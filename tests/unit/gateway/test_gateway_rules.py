@@ -33,8 +33,8 @@ def test_fault_alarms_from_status_and_bits():
     assert fault_alarms(2, 0) == {}
     alarms = fault_alarms(1, 0b1_0000_0000_0101)
     assert set(alarms) == {"FAULT", "HW01", "HW03", "HW13"}
-    assert alarms["HW13"] == "Hardware fault: door open"
-    assert fault_alarms(2, 1 << 15) == {"HW16": "Hardware fault: bit16"}
+    assert alarms["HW13"] == "Cabinet door open" and alarms["FAULT"] == "Connector reports fault status"
+    assert fault_alarms(2, 1 << 15) == {"HW16": "Unknown hardware fault (bit 16)"}
 
 
 def test_small_conversions():
