@@ -15,6 +15,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+# the gateway tests' session fixtures (test station, pile codes, gateway nodes), one instance for all
+pytest_plugins = ["tests.gateway_fixtures"]
+
 ADMIN_PASSWORD = "admin-pass-123"
 TMP = tempfile.mkdtemp(prefix="cpms-test-")
 os.environ.setdefault("INSTANCE_DIR", TMP)

@@ -291,6 +291,8 @@ class Alarm(OperatorMixin, TimestampMixin, db.Model):
 
     def duration_seconds(self):
         """Seconds from the start to the end, or to now while the alarm is open."""
+        if self.started_at is None:                  # not yet flushed (its default is set on insert)
+            return 0
         return max(int(((self.ended_at or utcnow()) - self.started_at).total_seconds()), 0)
 
     __repr__ = __str__

@@ -119,11 +119,16 @@ def adjust(member_id, amount, reason, user_id, request_key, session=None):
 
 def balance_differences(session=None):
     """[(member, ledger sum)] of every member whose balance is not the sum of its ledger (should be
-    none: the balance changes only with a ledger entry, in the same transaction)."""
+    none: the balance changes only with a ledger entry, in the same transaction). Compared as Decimals
+    here, not in SQL: SQLite sums NUMERIC columns as floating point."""
     session = session or db.session
     sums = (select(WalletEntry.member_id, func.sum(WalletEntry.amount).label("total"))
             .group_by(WalletEntry.member_id).subquery())
-    total = func.coalesce(sums.c.total, 0)
-    stmt = (select(Member, total).outerjoin(sums, sums.c.member_id == Member.id)
-            .where(total != func.coalesce(Member.balance, 0)).order_by(Member.id))
-    return [(member, to_amount(value)) for member, value in session.execute(stmt).all()]
+    rows = session.execute(select(Member.id, Member.balance, sums.c.total)
+                           .outerjoin(sums, sums.c.member_id == Member.id).order_by(Member.id))
+    wrong = {member_id: to_amount(total or 0) for member_id, balance, total in rows
+             if to_amount(balance or 0) != to_amount(total or 0)}
+    if not wrong:
+        return []
+    members = session.scalars(select(Member).where(Member.id.in_(wrong)).order_by(Member.id))
+    return [(member, wrong[member.id]) for member in members]

