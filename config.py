@@ -170,6 +170,16 @@ class BaseConfig:
     # address from the right of X-Forwarded-For; 0 = the TCP peer (no proxy; the header is ignored).
     TCEC_PROXY_HOPS = env_int("TCEC_PROXY_HOPS", 0)
 
+    # Member app API (app/member_api, /api/app/v1): the operator's mini program / app. Access tokens live
+    # MEMBER_TOKEN_MINUTES, refresh tokens MEMBER_REFRESH_DAYS, signed with MEMBER_JWT_SECRET (default: SECRET_KEY).
+    # Rate limits (Flask-Limiter syntax) per client address and per member; logins and SMS codes have their own.
+    MEMBER_JWT_SECRET = env("MEMBER_JWT_SECRET")
+    MEMBER_TOKEN_MINUTES = env_int("MEMBER_TOKEN_MINUTES", 120)
+    MEMBER_REFRESH_DAYS = env_int("MEMBER_REFRESH_DAYS", 30)
+    MEMBER_RATE_LIMIT_IP = env("MEMBER_RATE_LIMIT_IP", "600 per minute")
+    MEMBER_RATE_LIMIT_MEMBER = env("MEMBER_RATE_LIMIT_MEMBER", "120 per minute")
+    MEMBER_LOGIN_RATE_LIMIT = env("MEMBER_LOGIN_RATE_LIMIT", "20 per 10 minute")
+
     # Flask-AppBuilder (fab-guide §0, §1.6)
     FAB_SECURITY_MANAGER_CLASS = "app.security.manager.CpmsSecurityManager"
     FAB_CREATE_DB = False
@@ -247,6 +257,9 @@ class TestConfig(BaseConfig):
     WTF_CSRF_ENABLED = env_bool("TEST_CSRF", False)
     AUTH_RATE_LIMIT = env("AUTH_RATE_LIMIT", "1000 per minute")
     WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0)          # test workers bind no fixed port
+    MEMBER_RATE_LIMIT_IP = env("MEMBER_RATE_LIMIT_IP", "100000 per minute")
+    MEMBER_RATE_LIMIT_MEMBER = env("MEMBER_RATE_LIMIT_MEMBER", "100000 per minute")
+    MEMBER_LOGIN_RATE_LIMIT = env("MEMBER_LOGIN_RATE_LIMIT", "100000 per minute")
 
 
 class ProductionConfig(BaseConfig):

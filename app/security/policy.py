@@ -214,6 +214,11 @@ MENUS = {
 }
 
 # ---- Flask endpoints without a FAB permission -----------------------------------------------
+# member app API endpoints (function names in app/member_api/*): add yours here
+MEMBER_API = (
+    "openapi", "me",
+)
+
 ENDPOINTS = {
     "static": PUBLIC,
     "appbuilder.static": PUBLIC,
@@ -231,6 +236,8 @@ ENDPOINTS = {
         "query_token", "query_stations_info", "query_station_status", "query_station_stats", "query_equip_auth",
         "query_equip_business_policy", "query_start_charge", "query_equip_charge_status", "query_stop_charge",
         "check_charge_orders")},
+    # member app API (app/member_api): members are not FAB users; member_required checks their token
+    **{f"member_api.{name}": PUBLIC for name in MEMBER_API},
 }
 
 

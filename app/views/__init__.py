@@ -101,6 +101,9 @@ def register_views(appbuilder):
     from app.interconnect import server as tcec_server
 
     tcec_server.register(appbuilder.app)      # T/CEC endpoints for partner platforms
+    from app import member_api
+
+    member_api.register(appbuilder.app)       # member app API (/api/app/v1)
     # FAB created "Security" first: give it our label and icon, and put categories in manual order
     menu = appbuilder.menu.menu
     order = {name: i for i, (name, _, _) in enumerate(CATEGORIES)}
