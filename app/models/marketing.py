@@ -43,12 +43,24 @@ COUPON_STATUS = [("unused", N_("Unused")), ("locked", N_("Locked by an order")),
 COUPON_CAMPAIGN_TRIGGER = [("manual", N_("Manual issue")), ("register", N_("New member registration")),
                            ("order_finished", N_("Order finished"))]
 COUPON_CAMPAIGN_SCOPE = [("all", N_("All members")), ("selected", N_("Selected members"))]
+# Coupon.source: how a member received a coupon
+COUPON_SOURCE = [("manual", N_("Issued by staff")), ("register", N_("Registration gift")),
+                 ("order_finished", N_("Order reward")), ("claim", N_("Claimed by the member"))]
 
 campaign_station = Table(
     "ev_campaign_station",
     db.Model.metadata,
     Column("campaign_id", Integer, ForeignKey("ev_campaign.id", ondelete="CASCADE"), primary_key=True),
     Column("station_id", Integer, ForeignKey("ev_station.id", ondelete="CASCADE"), primary_key=True,
+           index=True),
+)
+
+# operation campaign channels (none chosen = every channel)
+campaign_channel = Table(
+    "ev_campaign_channel",
+    db.Model.metadata,
+    Column("campaign_id", Integer, ForeignKey("ev_campaign.id", ondelete="CASCADE"), primary_key=True),
+    Column("channel_id", Integer, ForeignKey("ev_channel.id", ondelete="CASCADE"), primary_key=True,
            index=True),
 )
 
@@ -98,6 +110,7 @@ class Campaign(OperatorMixin, TimestampMixin, db.Model):
 
     channel = relationship("Channel", lazy="selectin")
     stations = relationship("Station", secondary=campaign_station, order_by="Station.id")
+    channels = relationship("Channel", secondary=campaign_channel, order_by="Channel.id")
     periods = relationship("CampaignPeriod", back_populates="campaign",
                            order_by="CampaignPeriod.start_minute", cascade="all, delete-orphan")
 
@@ -151,6 +164,7 @@ class CouponTemplate(OperatorMixin, TimestampMixin, db.Model):
     all_stations = Column(Boolean, nullable=False, default=True)
     total_quantity = Column(Integer)                         # NULL = unlimited
     issued_quantity = Column(Integer, nullable=False, default=0)
+    per_member_limit = Column(Integer)                       # 每人限领; NULL = unlimited (app.services.coupons)
     enabled = Column(Boolean, nullable=False, default=True)
 
     stations = relationship("Station", secondary=coupon_template_station, order_by="Station.id")
@@ -179,6 +193,14 @@ class CouponCampaign(OperatorMixin, TimestampMixin, db.Model):
     gift_tip_images = Column(JSON, default=list)             # 赠券提示
     enabled = Column(Boolean, nullable=False, default=True)
     remark = Column(String(255))
+    # manual issue: which members (besides scope all / selected), app.services.coupons.campaign_members
+    registered_from = Column(DateTime)                       # members registered in [from, to)
+    registered_to = Column(DateTime)
+    min_orders = Column(Integer)                             # members with at least N settled orders
+    # order_finished trigger: on the member's N-th settled order (NULL: every order), amount at least X
+    order_count = Column(Integer)
+    order_min_amount = Column(Money())
+    last_issued_at = Column(DateTime)                        # last manual issue ("issue now")
 
     members = relationship("Member", secondary=coupon_campaign_member, order_by="Member.id")
     items = relationship("CouponCampaignItem", back_populates="campaign",
@@ -244,11 +266,16 @@ class Coupon(OperatorMixin, TimestampMixin, db.Model):
                                           name="fk_ev_coupon_order_id"), index=True)
     used_at = Column(DateTime)
     discount_amount = Column(Money(), nullable=False, default=0)
+    # how it was received (COUPON_SOURCE); the order that earned it (order_finished campaigns)
+    source = Column(String(16), nullable=False, default="manual", server_default="manual")
+    source_order_id = Column(Integer, ForeignKey("ev_charge_order.id", use_alter=True,
+                                                 name="fk_ev_coupon_source_order_id"), index=True)
 
     template = relationship("CouponTemplate", lazy="selectin")
     campaign = relationship("CouponCampaign", lazy="selectin")
     member = relationship("Member", lazy="selectin")
     order = relationship("ChargeOrder", foreign_keys=[order_id])
+    source_order = relationship("ChargeOrder", foreign_keys=[source_order_id])
 
     def __str__(self):
         return f"{self.template} ({self.code})" if self.template is not None else (self.code or "")

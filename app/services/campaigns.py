@@ -3,6 +3,7 @@
 Rates are stored as multipliers (0.9500); staff type 折 values (0 < x ≤ 10, 10 = no discount).
 """
 
+import json
 from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
@@ -74,3 +75,67 @@ def check_coupon_template(
     elif validity_mode == "relative" and (not valid_days or valid_days <= 0):
         errors["valid_days"] = _l("Give the number of days the coupon stays valid after receipt.")
     return errors
+
+
+# ----- time-of-day campaign periods (分时段折扣) -------------------------------------------------------
+
+
+def parse_campaign_periods(rows):
+    """Rows ``{start, end, electricity_rate, service_rate}`` (times HH:MM, rates in 折; a list or its JSON
+    text) -> sorted ``[(start_minute, end_minute, electricity rate, service rate)]``. Windows are local
+    clock times [start, end), every day; they may leave gaps (no discount there) but must not overlap;
+    ``end`` 24:00 is the end of the day. Raises :class:`CampaignError` with every problem, one per line."""
+    from app.services.price_templates import PriceTemplateError, fmt_minute, parse_clock
+
+    if isinstance(rows, str):
+        try:
+            rows = json.loads(rows or "[]")
+        except ValueError:
+            raise CampaignError(_l("The periods could not be read.")) from None
+    if not isinstance(rows, list):
+        raise CampaignError(_l("The periods could not be read."))
+    out, errors = [], []
+    for row in rows:
+        if not isinstance(row, dict):
+            errors.append(str(_l("The periods could not be read.")))
+            continue
+        try:
+            start = parse_clock(row.get("start"))
+            end = parse_clock(row.get("end"), allow_24=True)
+        except PriceTemplateError as exc:
+            errors.extend(exc.messages)
+            continue
+        if end <= start:
+            errors.append(str(_l("Period %(start)s-%(end)s: the end must be after the start.",
+                                 start=fmt_minute(start), end=fmt_minute(end))))
+            continue
+        try:
+            e_rate = zhe_to_rate(row.get("electricity_rate"))
+            s_rate = zhe_to_rate(row.get("service_rate"))
+        except CampaignError as exc:
+            errors.append(str(exc))
+            continue
+        out.append((start, end, e_rate, s_rate))
+    out.sort()
+    for a, b in zip(out, out[1:], strict=False):
+        if b[0] < a[1]:
+            errors.append(str(_l("Periods %(a)s and %(b)s overlap.", a=f"{fmt_minute(a[0])}-{fmt_minute(a[1])}",
+                                 b=f"{fmt_minute(b[0])}-{fmt_minute(b[1])}")))
+    if errors:
+        raise CampaignError("\n".join(errors))
+    return out
+
+
+def check_campaign_benefit(discount_mode, periods):
+    """A time-of-day campaign needs at least one period."""
+    if discount_mode == "time_of_day" and not periods:
+        raise CampaignError(_l("A time-of-day discount needs at least one period."))
+
+
+def periods_to_rows(periods):
+    """CampaignPeriod rows -> editor rows (rates back in 折)."""
+    from app.services.price_templates import fmt_minute
+
+    return [{"start": fmt_minute(int(p.start_minute)), "end": fmt_minute(int(p.end_minute)),
+             "electricity_rate": str(rate_to_zhe(p.electricity_rate)), "service_rate": str(rate_to_zhe(p.service_rate))}
+            for p in sorted(periods, key=lambda p: p.start_minute)]

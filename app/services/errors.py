@@ -55,6 +55,10 @@ class VinNotRegistered(StartRefused):
     """No member has the VIN the pile recognised."""
 
 
+class CouponNotUsable(ChargingError):
+    """The coupon chosen for a start is not the member's, used, locked, expired or not for this station."""
+
+
 #: start refusal -> 0x32 / 0xA2 failure reason (the most specific type wins)
 YKC_AUTH_FAILURE: dict[type[StartRefused], AuthFailure] = {
     GunDisabled: AuthFailure.PILE_DISABLED,

@@ -687,7 +687,7 @@ def check_charge_orders(partner, payload, state):
             disputes.append((seq, None, their_power, their_money, None, None, 1))
             continue
         power = payloads.q2(order.energy)           # the figures notification_charge_order_info carries
-        money = payloads.q2(order.electricity_fee) + payloads.q2(order.service_fee)
+        money = payloads.order_money(order)[2]
         if money != their_money:
             reason = 2
         elif power != their_power:

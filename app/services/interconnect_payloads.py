@@ -67,15 +67,27 @@ def _channel(order, payload):
     return payload
 
 
+def order_money(order: ChargeOrder) -> tuple[Decimal, Decimal, Decimal]:
+    """(TotalElecMoney, TotalSeviceMoney, TotalMoney) of an order on the wire: the fees *after* the
+    order's discounts (campaign, coupon; :mod:`app.services.discounts`), what the user pays. Each fee is
+    rounded to 2 decimals and TotalMoney is their sum — the one definition for ChargeOrderInfo and
+    check_charge_orders (both directions), so the figures a partner reconciles are the ones pushed."""
+    elec = q2((order.electricity_fee or ZERO) - (order.discount_electricity or ZERO))
+    service = q2((order.service_fee or ZERO) - (order.discount_service or ZERO))
+    return elec, service, elec + service
+
+
 def charge_details(order: ChargeOrder, total_elec: Decimal, total_service: Decimal) -> list[dict]:
-    """ChargeDetails of the order's periods; money rounded to 2 decimals with the rounding difference put
-    on the last period, so the details add up to the order's totals exactly."""
+    """ChargeDetails of the order's periods (fees after each period's discounts); money rounded to 2
+    decimals with the rounding difference put on the last period, so the details add up to the order's
+    totals exactly."""
     periods = db.session.scalars(select(OrderPeriod).where(OrderPeriod.order_id == order.id)
                                  .order_by(OrderPeriod.seq)).all()
     details = [{
         "DetailStartTime": tcec_time(p.start_at), "DetailEndTime": tcec_time(p.end_at),
         "ElecPrice": q4(p.electricity_price), "SevicePrice": q4(p.service_price), "DetailPower": q2(p.energy),
-        "DetailElecMoney": q2(p.electricity_fee), "DetailSeviceMoney": q2(p.service_fee),
+        "DetailElecMoney": q2((p.electricity_fee or ZERO) - (p.discount_electricity or ZERO)),
+        "DetailSeviceMoney": q2((p.service_fee or ZERO) - (p.discount_service or ZERO)),
     } for p in periods]
     if details:
         details[-1]["DetailElecMoney"] += total_elec - sum(d["DetailElecMoney"] for d in details)
@@ -86,8 +98,10 @@ def charge_details(order: ChargeOrder, total_elec: Decimal, total_service: Decim
 
 
 def charge_order_info(order: ChargeOrder, our_operator_code: str) -> dict:
-    """notification_charge_order_info Data (ChargeOrderInfo fields at the top level, as the standard)."""
-    elec, service = q2(order.electricity_fee), q2(order.service_fee)
+    """notification_charge_order_info Data (ChargeOrderInfo fields at the top level, as the standard).
+    Money is after discounts (:func:`order_money`); the extra field ``DiscountMoney`` (2 decimals) says
+    how much the order's campaign and coupon took off (0 without)."""
+    elec, service, total = order_money(order)
     details = charge_details(order, elec, service)
     payload = {
         "StartChargeSeq": start_charge_seq(order, our_operator_code),
@@ -97,7 +111,8 @@ def charge_order_info(order: ChargeOrder, our_operator_code: str) -> dict:
         "TotalPower": q2(order.energy),
         "TotalElecMoney": elec,
         "TotalSeviceMoney": service,
-        "TotalMoney": elec + service,
+        "TotalMoney": total,
+        "DiscountMoney": q2(order.discount_total),
         "StopReason": stop_reason(order),
         "SumPeriod": len(details),
         "ChargeDetails": details,

@@ -506,7 +506,7 @@ def check_payload(partner, day_key) -> dict:
     orders, start, end = _day_orders(partner, day)
     items = []
     for order in orders:
-        total = payloads.q2(order.electricity_fee) + payloads.q2(order.service_fee)
+        total = payloads.order_money(order)[2]
         items.append({"StartChargeSeq": payloads.start_charge_seq(order, partner.our_operator_code),
                       "TotalPower": payloads.q2(order.energy), "TotalMoney": total})
     return {"CheckOrderSeq": check_order_seq(partner, day), "StartTime": payloads.tcec_time(start),

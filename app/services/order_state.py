@@ -66,6 +66,10 @@ ONCE_PER_ORDER = frozenset({"start_sent"})
 
 _CURRENT = object()
 
+# an order that reaches one of these without having used the coupon locked for it at start gives it back
+# (failed start; closed without charge; settled without the coupon): the one release point
+COUPON_RELEASING = frozenset({"failed", "settled"})
+
 
 class IllegalTransition(ValueError):
     """An order status move that :data:`TRANSITIONS` does not allow."""
@@ -106,8 +110,13 @@ def transition(order, to_status: str, event: str, *, user_id=None, reason=None, 
     if not allowed(from_status, to_status):
         raise IllegalTransition(order, to_status)
     order.status = to_status
-    return _write(order, event, from_status=from_status, to_status=to_status, user_id=user_id, remark=reason,
-                  detail=detail, at=at, session=session)
+    ev = _write(order, event, from_status=from_status, to_status=to_status, user_id=user_id, remark=reason,
+                detail=detail, at=at, session=session)
+    if to_status in COUPON_RELEASING:
+        from app.services import discounts
+
+        discounts.release_coupons(order, _session(order, session))
+    return ev
 
 
 def has_event(order, event: str, session=None) -> bool:

@@ -841,6 +841,7 @@ class AbnormalOrderView(_ChargeOrderView):
         "ended_at",
         "energy",
         "total_amount",
+        "discount_total",
         "pile_energy",
         "pile_amount",
         "paid_amount",

@@ -55,11 +55,19 @@ def _owner_models():
     return (Station, FaultReport, Feedback)
 
 
+def _tip_image_columns():
+    """Campaign tip images (赠券提示, a JSON list of names like ``photos``)."""
+    from app.models import Campaign, CouponCampaign
+
+    return ((Campaign, Campaign.gift_tip_images), (CouponCampaign, CouponCampaign.gift_tip_images))
+
+
 def photo_in_scope(filename):
     """Does a row in the caller's scope hold this photo?"""
     needle = f'%"{filename}"%'  # photos is a JSON list of names; the name is [0-9a-f.] only
-    for model in _owner_models():
-        query = select(model.id).where(cast(model.photos, String).like(needle)).limit(1)
+    columns = [(model, model.photos) for model in _owner_models()] + list(_tip_image_columns())
+    for model, column in columns:
+        query = select(model.id).where(cast(column, String).like(needle)).limit(1)
         if db.session.execute(apply_scope(query, model)).first() is not None:
             return True
     return False

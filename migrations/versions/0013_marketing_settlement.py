@@ -16,8 +16,19 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    op.create_table('ev_campaign_channel',
+    sa.Column('campaign_id', sa.Integer(), nullable=False),
+    sa.Column('channel_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['campaign_id'], ['ev_campaign.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['channel_id'], ['ev_channel.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('campaign_id', 'channel_id')
+    )
+    with op.batch_alter_table('ev_campaign_channel', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ev_campaign_channel_channel_id'), ['channel_id'], unique=False)
 
 
 def downgrade():
-    pass
+    with op.batch_alter_table('ev_campaign_channel', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ev_campaign_channel_channel_id'))
+
+    op.drop_table('ev_campaign_channel')

@@ -68,7 +68,8 @@ def _campaign(op, **kw):
         "service_rate": "8",
         "description": "Spring",
         "priority": "0",
-        "enabled": "y",
+        # saved disabled: an enabled campaign would discount other tests' March 2024 orders at settlement
+        "enabled": "",
         "operator": op["operator"],
         "stations": [op["station"]],
     }
