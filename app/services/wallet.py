@@ -53,8 +53,30 @@ def lock_member(session, member_id):
     return member
 
 
-def _by_key(session, idempotency_key):
-    return session.scalar(select(WalletEntry).where(WalletEntry.idempotency_key == idempotency_key))
+def book(session, account, entry_cls, owner_field, amount, kind, idempotency_key=None, remark=None,
+         allow_negative=False, error=None, **refs):
+    """Book ``amount`` on an account row already locked by the caller (a member's wallet, an
+    organization's account: any row with ``balance`` and ``operator_id`` whose ledger is ``entry_cls``
+    keyed by ``owner_field``). Idempotent by ``idempotency_key``. Does not commit."""
+    amount = to_amount(amount)
+    if idempotency_key:
+        existing = session.scalar(select(entry_cls).where(entry_cls.idempotency_key == idempotency_key))
+        if existing is not None:
+            return existing
+    new_balance = to_amount(account.balance or 0) + amount
+    if new_balance < 0 and amount < 0 and not allow_negative:
+        raise (error or WalletError)("insufficient balance")
+    entry = entry_cls(**{owner_field: account.id}, operator_id=account.operator_id, kind=kind, amount=amount,
+                      balance_after=new_balance, idempotency_key=idempotency_key, remark=remark, **refs)
+    account.balance = new_balance
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def ledger_sum(session, entry_cls, owner_column, owner_id):
+    total = session.scalar(select(func.coalesce(func.sum(entry_cls.amount), 0)).where(owner_column == owner_id))
+    return to_amount(total)
 
 
 def post_entry(member_id, amount, kind, idempotency_key=None, remark=None, allow_negative=False,
@@ -65,28 +87,13 @@ def post_entry(member_id, amount, kind, idempotency_key=None, remark=None, allow
     ``allow_negative``: a debit may take the balance below zero (arrears), e.g. paying for energy
     already delivered. Otherwise WalletError("insufficient balance") and nothing is booked."""
     session = session or db.session
-    amount = to_amount(amount)
     member = lock_member(session, member_id)
-    if idempotency_key:
-        existing = _by_key(session, idempotency_key)
-        if existing is not None:
-            return existing
-    new_balance = to_amount(member.balance or 0) + amount
-    if new_balance < 0 and amount < 0 and not allow_negative:
-        raise WalletError("insufficient balance")
-    entry = WalletEntry(member_id=member.id, operator_id=member.operator_id, kind=kind, amount=amount,
-                        balance_after=new_balance, idempotency_key=idempotency_key, remark=remark, **refs)
-    member.balance = new_balance
-    session.add(entry)
-    session.flush()
-    return entry
+    return book(session, member, WalletEntry, "member_id", amount, kind, idempotency_key, remark,
+                allow_negative, WalletError, **refs)
 
 
 def ledger_balance(member_id, session=None):
-    session = session or db.session
-    total = session.scalar(select(func.coalesce(func.sum(WalletEntry.amount), 0))
-                           .where(WalletEntry.member_id == member_id))
-    return to_amount(total)
+    return ledger_sum(session or db.session, WalletEntry, WalletEntry.member_id, member_id)
 
 
 def adjust(member_id, amount, reason, user_id, request_key, session=None):
