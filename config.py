@@ -109,6 +109,9 @@ class BaseConfig:
     UPLOAD_FOLDER = env("UPLOAD_FOLDER", os.path.join(INSTANCE_DIR, "uploads"))
     IMG_UPLOAD_FOLDER = UPLOAD_FOLDER
     IMG_UPLOAD_URL = "/uploads/"
+    # QR code sheets (app/services/qrcodes.py): a TrueType/OpenType font with Chinese glyphs for the text under
+    # each code; empty = the first of the usual system CJK fonts found (Noto Sans CJK, WenQuanYi, ...)
+    QR_FONT = env("QR_FONT", "")
     MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
 
     # Database: SQLite under instance/ unless DATABASE_URL is set.
@@ -179,6 +182,40 @@ class BaseConfig:
     MEMBER_RATE_LIMIT_IP = env("MEMBER_RATE_LIMIT_IP", "600 per minute")
     MEMBER_RATE_LIMIT_MEMBER = env("MEMBER_RATE_LIMIT_MEMBER", "120 per minute")
     MEMBER_LOGIN_RATE_LIMIT = env("MEMBER_LOGIN_RATE_LIMIT", "20 per 10 minute")
+    # Member logins (app/services/sms.py, wechat_login.py). One-time SMS codes: 6 digits, valid
+    # MEMBER_SMS_CODE_SECONDS, void after MEMBER_SMS_CODE_ATTEMPTS wrong tries; a phone gets a new code at most every
+    # MEMBER_SMS_RESEND_SECONDS and MEMBER_SMS_DAILY_LIMIT times per local day. SMS_SENDER "log" (the only sender so
+    # far) logs the text and keeps the last messages per phone in Redis. WeChat code2session: WECHAT_API_BASE,
+    # WECHAT_TIMEOUT seconds.
+    SMS_SENDER = env("SMS_SENDER", "log")
+    MEMBER_SMS_CODE_SECONDS = env_int("MEMBER_SMS_CODE_SECONDS", 300)
+    MEMBER_SMS_CODE_ATTEMPTS = env_int("MEMBER_SMS_CODE_ATTEMPTS", 5)
+    MEMBER_SMS_RESEND_SECONDS = env_int("MEMBER_SMS_RESEND_SECONDS", 60)
+    MEMBER_SMS_DAILY_LIMIT = env_int("MEMBER_SMS_DAILY_LIMIT", 10)
+    WECHAT_API_BASE = env("WECHAT_API_BASE", "https://api.weixin.qq.com")
+    WECHAT_TIMEOUT = env_float("WECHAT_TIMEOUT", 5.0)
+    # Payments over WeChat Pay v3 (app/services/payments.py, wechatpay.py). Gateway credentials are stored encrypted
+    # with SECRETS_KEY (any string; default: derived from SECRET_KEY — set it in production and keep it stable).
+    # PUBLIC_BASE_URL: our address as WeChat Pay reaches it (notify_url = PUBLIC_BASE_URL + /pay/wechat/<code>/notify).
+    # WECHATPAY_API_BASE: the WeChat Pay API host unless a gateway sets its own. Top-ups between PAYMENT_MIN_TOPUP and
+    # PAYMENT_MAX_TOPUP yuan, payable for PAYMENT_EXPIRE_MINUTES; the cron queries payments still pending after
+    # PAYMENT_PENDING_QUERY_MINUTES (every PAYMENT_QUERY_CRON_SECONDS) and sends refunds due (up to
+    # PAYMENT_REFUND_MAX_ATTEMPTS tries each).
+    SECRETS_KEY = env("SECRETS_KEY")
+    PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    WECHATPAY_API_BASE = env("WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com")
+    WECHATPAY_TIMEOUT = env_float("WECHATPAY_TIMEOUT", 10.0)
+    PAYMENT_MIN_TOPUP = env("PAYMENT_MIN_TOPUP", "1")
+    PAYMENT_MAX_TOPUP = env("PAYMENT_MAX_TOPUP", "5000")
+    PAYMENT_EXPIRE_MINUTES = env_int("PAYMENT_EXPIRE_MINUTES", 30)
+    PAYMENT_PENDING_QUERY_MINUTES = env_int("PAYMENT_PENDING_QUERY_MINUTES", 10)
+    PAYMENT_QUERY_CRON_SECONDS = env_int("PAYMENT_QUERY_CRON_SECONDS", 300)
+    PAYMENT_REFUND_MAX_ATTEMPTS = env_int("PAYMENT_REFUND_MAX_ATTEMPTS", 10)
+
+    # Demo data (flask setup --demo): DEMO_MARKETING loads operator A's operation campaign (electricity 9 折,
+    # service 8 折), coupon templates, coupon campaigns and coupons held by the demo members
+    # (app/services/demo_marketing.py).
+    DEMO_MARKETING = env_bool("DEMO_MARKETING", True)
 
     # Flask-AppBuilder (fab-guide §0, §1.6)
     FAB_SECURITY_MANAGER_CLASS = "app.security.manager.CpmsSecurityManager"
@@ -260,6 +297,9 @@ class TestConfig(BaseConfig):
     MEMBER_RATE_LIMIT_IP = env("MEMBER_RATE_LIMIT_IP", "100000 per minute")
     MEMBER_RATE_LIMIT_MEMBER = env("MEMBER_RATE_LIMIT_MEMBER", "100000 per minute")
     MEMBER_LOGIN_RATE_LIMIT = env("MEMBER_LOGIN_RATE_LIMIT", "100000 per minute")
+    # the shared test database's worked money examples are priced without campaigns or coupons (settlement
+    # applies the best coupon a member holds): its demo data has no marketing
+    DEMO_MARKETING = env_bool("DEMO_MARKETING", False)
 
 
 class ProductionConfig(BaseConfig):

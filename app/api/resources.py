@@ -188,11 +188,11 @@ class CardApi(CardWrite, _CommandApi):
     resource_name = "card"
     datamodel = ScopedSQLAInterface(Card)
     list_columns = ["id", "logical_no", "physical_no", "card_type", "status", "member_id", "organization_id",
-                    "operator_id", "balance"]
+                    "operator_id", "balance", "pay_mode"]
     show_columns = list_columns + ["remark"]
     add_columns = ["logical_no", "physical_no", "card_type", "status", "member", "organization", "operator",
-                   "remark"]
-    edit_columns = ["card_type", "status", "member", "organization", "remark"]
+                   "pay_mode", "remark"]                     # pay_mode: member | organization | null (organization's)
+    edit_columns = ["card_type", "status", "member", "organization", "pay_mode", "remark"]
     search_columns = ["logical_no", "physical_no", "status", "operator"]
     order_columns = ["id", "logical_no"]
 

@@ -22,7 +22,8 @@ PREFIX = "/api/app/v1"
 bp = Blueprint("member_api", __name__, url_prefix=PREFIX)
 
 # areas: each module adds its routes to ``bp`` when imported
-MODULES = ("meta", "profile")
+MODULES = ("meta", "profile", "login", "wallet", "invoices", "feedback", "stations", "charging", "orders", "coupons",
+           "payments")
 
 #: endpoints (function names) limited by MEMBER_LOGIN_RATE_LIMIT; modules append theirs
 LOGIN_ENDPOINTS: list = []
@@ -96,6 +97,10 @@ def register(app):
         bp._cpms_ready = True
     csrf.exempt(bp)
     app.register_blueprint(bp)
+    # URLs under the prefix that match no route (or whose <int:> is out of range) never reach the
+    # blueprint's handlers: answer them in the API's JSON too
+    app.register_error_handler(404, _routing_error)
+    app.register_error_handler(405, _routing_error)
     limiter = app.appbuilder.sm.limiter if hasattr(app, "appbuilder") else None
     if limiter is None:
         return
@@ -112,6 +117,16 @@ def register(app):
             view = limiter.limit(cfg["MEMBER_LOGIN_RATE_LIMIT"], key_func=get_remote_address,
                                  on_breach=_limited, scope="member_api_login")(view)
         app.view_functions[endpoint] = view
+
+
+def _routing_error(err):
+    from app.member_api.errors import response
+
+    if not request.path.startswith(PREFIX + "/"):
+        return err
+    if err.code == 405:
+        return response(ApiError("invalid_request", status=405))
+    return response(ApiError("not_found"))
 
 
 def _needs_member(app, endpoint):

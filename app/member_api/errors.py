@@ -22,6 +22,42 @@ ERRORS = {
     "token_missing": (401, _l("Please log in.")),
     "token_invalid": (401, _l("Your login has expired, please log in again.")),
     "member_disabled": (403, _l("This account is disabled.")),
+    # login (app/member_api/login.py)
+    "channel_unknown": (400, _l("This app is not known to the operator.")),
+    "phone_invalid": (400, _l("Please enter a valid mobile number.")),
+    "sms_code_wrong": (400, _l("The verification code is wrong.")),
+    "sms_code_expired": (400, _l("The verification code has expired, please request a new one.")),
+    "sms_too_frequent": (429, _l("A code was sent just now, please wait a minute before asking again.")),
+    "sms_daily_limit": (429, _l("Too many codes for this number today, please try again tomorrow.")),
+    "sms_send_failed": (503, _l("The text message could not be sent, please try again later.")),
+    "wechat_code_invalid": (400, _l("The WeChat login code is invalid or used, please log in again.")),
+    "wechat_busy": (503, _l("WeChat is busy, please try again later.")),
+    "wechat_login_failed": (502, _l("WeChat login failed, please contact the operator.")),
+    # stations, guns, charging, orders (stations.py, charging.py, orders.py)
+    "qr_not_recognized": (404, _l("This QR code does not name a charging gun of ours.")),
+    "gun_not_selected": (400, _l("This pile has several guns: choose one.")),
+    "gun_disabled": (409, _l("This gun is out of service.")),
+    "pile_offline": (409, _l("The charging pile is offline.")),
+    "gun_busy": (409, _l("The gun is in use, choose another one.")),
+    "gun_fault": (409, _l("The gun has a fault, choose another one.")),
+    "balance_too_low": (409, _l("Your balance is too low to start charging, please top up.")),
+    "coupon_not_usable": (409, _l("This coupon cannot be used for this charge.")),
+    "start_failed": (409, _l("The charge could not be started.")),
+    "order_not_active": (409, _l("This order is not charging.")),
+    # invoices, fault reports, feedback (invoices.py, feedback.py)
+    "order_not_invoiceable": (409, _l("Only your own settled and paid orders can be invoiced.")),
+    "order_already_invoiced": (409, _l("An order is already on an invoice.")),
+    "invalid_tax_no": (400, _l("A company title needs its 18-character unified social credit code.")),
+    "connector_not_found": (404, _l("No such charging gun.")),
+    "fault_type_not_found": (404, _l("No such fault type.")),
+    "invalid_photo": (400, _l("Only image files (jpg, png, gif, webp) can be uploaded.")),
+    "photo_too_large": (400, _l("The image is too large.")),
+    # payments: top-ups and refunds (payments.py)
+    "payment_amount_invalid": (400, _l("Enter an amount in yuan with at most two decimals, within the allowed range.")),
+    "payment_unavailable": (503, _l("Payment is not available right now, please try again later.")),
+    "wechat_not_bound": (409, _l("Log in with WeChat first to pay with WeChat Pay.")),
+    "refund_exceeds_balance": (409, _l("The refund is more than your balance.")),
+    "refund_not_possible": (409, _l("This amount cannot be refunded: only recent WeChat Pay top-ups can be.")),
 }
 
 

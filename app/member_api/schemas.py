@@ -4,6 +4,8 @@ from marshmallow import Schema, fields
 
 
 def Money(**kw):  # noqa: N802  (a field factory, used like a field class)
+    # documented as what it is on the wire: a decimal string (apispec would say "number")
+    kw["metadata"] = {"type": "string", "format": "decimal", **kw.get("metadata", {})}
     return fields.Decimal(as_string=True, **kw)
 
 

@@ -21,6 +21,7 @@ from .member import (
     Invoice,
     Member,
     Organization,
+    OrganizationEntry,
     Payment,
     PaymentGateway,
     WalletEntry,
@@ -29,6 +30,7 @@ from .member import (
 from .operator import Operator
 from .order import ChargeOrder, MeterSample, OccupancyOrder, OrderEvent, OrderPeriod, PileBill
 from .partner import Partner, PushLog
+from .payment import Refund
 from .pile import (
     Alarm,
     Connector,
@@ -56,8 +58,10 @@ __all__ = [
     # order
     "ChargeOrder", "MeterSample", "OccupancyOrder", "OrderEvent", "OrderPeriod", "PileBill",
     # member
-    "Card", "Channel", "Invoice", "Member", "Organization", "Payment", "PaymentGateway",
-    "WalletEntry", "invoice_order",
+    "Card", "Channel", "Invoice", "Member", "Organization", "OrganizationEntry", "Payment",
+    "PaymentGateway", "WalletEntry", "invoice_order",
+    # payments
+    "Refund",
     # marketing
     "Campaign", "CampaignPeriod", "Coupon", "CouponCampaign", "CouponCampaignItem",
     "CouponTemplate", "campaign_station", "coupon_campaign_member", "coupon_template_station",

@@ -18,7 +18,9 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import relationship
 
@@ -38,6 +40,18 @@ WALLET_KIND = [
     ("withdraw", N_("Withdrawal")),
 ]
 
+# OrganizationEntry.kind; amount is signed (+ credit, - debit)
+ORGANIZATION_KIND = [
+    ("topup", N_("Bank transfer top-up")),
+    ("consume", N_("Charging payment")),
+    ("refund", N_("Refund")),
+    ("adjust", N_("Manual adjustment")),
+]
+
+# who pays a card's charging: the card's member (wallet) or the card's organization (its account)
+PAY_MODE = [("member", N_("Member wallet")), ("organization", N_("Organization account"))]
+CARD_PAY_MODE = [("", N_("As the organization")), *PAY_MODE]   # a card: empty = its organization's mode
+
 CARD_TYPE = [("online", N_("Online card")), ("offline", N_("Offline card"))]
 CARD_STATUS = [("active", N_("Active")), ("frozen", N_("Frozen")), ("lost", N_("Reported lost")),
                ("cancelled", N_("Cancelled"))]
@@ -51,7 +65,8 @@ CHANNEL_TYPE = [
 ]
 
 # 网关类型
-GATEWAY_TYPE = [("wallet", N_("Wallet")), ("wechat", N_("WeChat Pay"))]
+GATEWAY_TYPE = [("wallet", N_("Wallet")), ("wechat", N_("WeChat Pay")),
+                ("demo", N_("Demo gateway"))]   # demo: payments confirmed locally (demo data, no merchant)
 
 PAYMENT_PURPOSE = [("recharge", N_("Wallet recharge")), ("order", N_("Charging order")),
                    ("occupancy", N_("Occupancy order"))]
@@ -64,6 +79,7 @@ PAYMENT_STATUS = [
     ("refunding", N_("Refunding")),
     ("refunded", N_("Refunded")),
     ("partial_refund", N_("Partially refunded")),
+    ("review", N_("Needs review")),      # notification disagreed with the payment (amount): not credited
 ]
 
 # 发票
@@ -89,6 +105,11 @@ class Organization(OperatorMixin, TimestampMixin, db.Model):
     phone = Column(String(20))                               # 手机号
     enabled = Column(Boolean, nullable=False, default=True)
     remark = Column(String(255))
+    balance = Column(Money(), nullable=False, default=0)     # cache of the OrganizationEntry ledger
+    # agreed discount (multipliers like Campaign: 0.9000 = 9 折); NULL = no agreed discount
+    electricity_rate = Column(Numeric(5, 4))
+    service_rate = Column(Numeric(5, 4))
+    pay_mode = Column(String(16), nullable=False, default="member")   # default for its cards (PAY_MODE)
 
     members = relationship("Member", back_populates="organization", order_by="Member.id")
     cards = relationship("Card", back_populates="organization", order_by="Card.id")
@@ -170,6 +191,43 @@ class WalletEntry(OperatorMixin, db.Model):
     __repr__ = __str__
 
 
+class OrganizationEntry(OperatorMixin, db.Model):
+    """Append-only ledger line of an organization's account (mirrors WalletEntry)."""
+
+    __tablename__ = "ev_organization_entry"
+    HISTORY = True  # money/history record: never deleted (app/services/deletion.py)
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_ev_organization_entry_idempotency_key"),
+        Index("ix_ev_organization_entry_org_id_id", "organization_id", "id"),
+        Index("ix_ev_organization_entry_operator_created", "operator_id", "created_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    organization_id = Column(Integer, ForeignKey("ev_organization.id"), nullable=False)
+    kind = Column(String(16), nullable=False)                # ORGANIZATION_KIND
+    amount = Column(Money(), nullable=False)                 # signed
+    balance_after = Column(Money(), nullable=False)
+    idempotency_key = Column(String(64))                     # e.g. "settle:<order_no>", "orgtopup:<key>"
+    source = Column(String(64))                              # e.g. bank transfer reference, order no
+    order_id = Column(Integer, ForeignKey("ev_charge_order.id"), index=True)
+    card_id = Column(Integer, ForeignKey("ev_card.id"), index=True)
+    member_id = Column(Integer, ForeignKey("ev_member.id"), index=True)   # the card's member, if any
+    remark = Column(String(255))                             # reason
+    created_by_id = Column(Integer, ForeignKey("ab_user.id"))   # staff for top-ups and adjustments
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+    organization = relationship("Organization", lazy="selectin")
+    order = relationship("ChargeOrder")
+    card = relationship("Card")
+    member = relationship("Member")
+    created_by = relationship("User", foreign_keys=[created_by_id], lazy="selectin")
+
+    def __str__(self):
+        return f"{self.kind} {self.amount}"
+
+    __repr__ = __str__
+
+
 class Card(OperatorMixin, TimestampMixin, db.Model):
     """电卡. Online cards pay from the member/organization account; offline cards hold ``balance``."""
 
@@ -189,6 +247,7 @@ class Card(OperatorMixin, TimestampMixin, db.Model):
     balance = Column(Money(), nullable=False, default=0)     # offline cards only
     password_md5 = Column(String(32))                        # 0x31 password check, if any
     remark = Column(String(255))
+    pay_mode = Column(String(16))                            # PAY_MODE; NULL = the organization's
 
     organization = relationship("Organization", back_populates="cards", lazy="selectin")
     member = relationship("Member", lazy="selectin")
@@ -214,8 +273,10 @@ class Channel(OperatorMixin, TimestampMixin, db.Model):
     channel_type = Column(String(16), nullable=False)
     rate = Column(Numeric(7, 6), nullable=False, default=0)  # 渠道费率, fraction (0.006 = 0.6 %)
     identifier = Column(String(64), index=True)              # 渠道标识 (e.g. WeChat appid)
+    app_secret = Column(String(64))                          # WeChat AppSecret (mini program): write-only
     enabled = Column(Boolean, nullable=False, default=True)
     remark = Column(String(255))
+    qr_prefix = Column(String(200))                          # 二维码前缀, e.g. https://example.com/q?c=
 
     def __str__(self):
         return self.name or self.code or f"Channel #{self.id}"
@@ -236,6 +297,16 @@ class PaymentGateway(TimestampMixin, db.Model):
     sort = Column(Integer, nullable=False, default=0)
     enabled = Column(Boolean, nullable=False, default=True)
     remark = Column(String(255))
+    # WeChat Pay v3 merchant credentials (public-key mode). Secrets are stored encrypted
+    # (app/services/secrets_box.py) and never shown again: the screens say whether they are set.
+    mchid = Column(String(32))                               # 商户号
+    appid = Column(String(32))                               # 小程序 AppID
+    merchant_serial_no = Column(String(64))                  # 商户 API 证书序列号
+    api_v3_key_enc = Column(Text)                            # APIv3 密钥 (encrypted)
+    private_key_enc = Column(Text)                           # 商户 API 私钥 PEM (encrypted)
+    platform_public_key_enc = Column(Text)                   # 微信支付公钥 PEM (encrypted)
+    platform_public_key_id = Column(String(64))              # 微信支付公钥 ID (PUB_KEY_ID_...)
+    api_base_url = Column(String(255))                       # empty: WECHATPAY_API_BASE
 
     def __str__(self):
         return self.display_name or self.name or self.code or f"Gateway #{self.id}"
@@ -279,11 +350,18 @@ class Payment(OperatorMixin, TimestampMixin, db.Model):
     __repr__ = __str__
 
 
+# The orders of an invoice. An order is on at most one live invoice: the partial unique index
+# ``uq_ev_invoice_order_live`` (order_id WHERE released_at IS NULL, SQLite and PostgreSQL) lets the
+# database refuse a second request over it; rejecting an invoice stamps ``released_at`` on its links
+# (the rows stay: the rejected invoice still shows its orders) so the orders can be requested again.
 invoice_order = Table(
     "ev_invoice_order",
     db.Model.metadata,
     Column("invoice_id", Integer, ForeignKey("ev_invoice.id", ondelete="CASCADE"), primary_key=True),
     Column("order_id", Integer, ForeignKey("ev_charge_order.id"), primary_key=True, index=True),
+    Column("released_at", DateTime),
+    Index("uq_ev_invoice_order_live", "order_id", unique=True,
+          postgresql_where=text("released_at IS NULL"), sqlite_where=text("released_at IS NULL")),
 )
 
 
@@ -323,6 +401,7 @@ class Invoice(OperatorMixin, TimestampMixin, db.Model):
 
     member = relationship("Member", lazy="selectin")
     orders = relationship("ChargeOrder", secondary=invoice_order, order_by="ChargeOrder.id")
+    issued_by = relationship("User", foreign_keys=[issued_by_id], viewonly=True)
 
     def __str__(self):
         return f"{self.title} {self.amount}" if self.title else f"Invoice #{self.id}"

@@ -122,6 +122,7 @@ class PileModel(TimestampMixin, db.Model):
     power_kw = Column(Numeric(10, 2), nullable=False, default=0)
     gun_count = Column(Integer, nullable=False, default=1)
     remark = Column(String(255))
+    supports_qr_prefix = Column(Boolean, nullable=False, default=False)   # YKC 0xF0 QR prefix push
 
     manufacturer = relationship("Manufacturer", lazy="selectin")
 
@@ -343,6 +344,7 @@ class FaultReport(OperatorMixin, TimestampMixin, db.Model):
     station = relationship("Station", lazy="selectin")
     pile = relationship("Pile", lazy="selectin")
     connector = relationship("Connector", lazy="selectin")
+    handled_by = relationship("User", foreign_keys=[handled_by_id], lazy="selectin", viewonly=True)  # 处理人
 
     def __str__(self):
         return f"{self.fault_type} @ {self.station}"
@@ -369,6 +371,7 @@ class Feedback(OperatorMixin, TimestampMixin, db.Model):
     replied_at = Column(DateTime)
 
     member = relationship("Member", lazy="selectin")
+    replied_by = relationship("User", foreign_keys=[replied_by_id], lazy="selectin", viewonly=True)  # 处理人
 
     def __str__(self):
         text = self.content or ""

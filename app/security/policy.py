@@ -115,11 +115,12 @@ VIEWS = {
     "PileView": rule(TENANT_READ),
     "ConnectorView": rule(TENANT_READ),                      # can_start: operator admins
     "PileCommandView": rule(TENANT_READ),                    # can_read: staff, can_command: admins
+    "QrCodeView": rule(TENANT_READ),                         # can_read: staff print codes, can_push (0xF0): admins
     "PriceTemplateView": rule(TENANT_READ),
-    "FaultReportView": rule(TENANT_READ, **_NO_BULK_DELETE),
+    "FaultReportView": rule(TENANT_READ, **_NO_BULK_DELETE),  # can_reply (handle): operator admins
     "AlarmView": rule(TENANT_READ, **_NO_BULK_DELETE),       # can_ack (acknowledge): operator admins
     "StatusLogView": rule(TENANT_READ, **_NO_BULK_DELETE),
-    "FeedbackView": rule(TENANT_READ, **_NO_BULK_DELETE),
+    "FeedbackView": rule(TENANT_READ, **_NO_BULK_DELETE),     # can_reply: operator admins
     "ManufacturerView": rule(CATALOG),
     "PileModelView": rule(CATALOG),
     "FaultTypeView": rule(CATALOG),
@@ -131,12 +132,15 @@ VIEWS = {
     "AbnormalOrderView": rule(TENANT_READ, **_NO_BULK_DELETE),   # settle/close/reprice: admins
     "SetAsideDataView": rule(PLATFORM),                      # platform-wide queues (samples, bills)
     # finance
-    "InvoiceView": rule(TENANT_READ, **_NO_BULK_DELETE),
+    "InvoiceView": rule(TENANT_READ, **_NO_BULK_DELETE),      # can_issue, can_reject: operator admins
     "ChannelView": rule(TENANT_READ),
     "MemberView": rule(TENANT_READ, **_NO_BULK_DELETE),     # can_adjust (balance): operator admins
     "WalletEntryView": rule(TENANT_READ, **_NO_BULK_DELETE),
     "PaymentGatewayView": rule(CATALOG),
-    "OrganizationView": rule(TENANT_READ),
+    "PaymentView": rule(TENANT_READ, **_NO_BULK_DELETE),     # 支付记录: read only
+    "RefundView": rule(TENANT_READ, **_NO_BULK_DELETE),      # 退款记录: can_retry (a failed refund): operator admins
+    "OrganizationView": rule(TENANT_READ),                   # can_adjust (account top-up/adjust): operator admins
+    "OrganizationEntryView": rule(TENANT_READ, **_NO_BULK_DELETE),   # organization ledger: read-only
     "CardView": rule(TENANT_READ),
     "FinancialBillView": rule(TENANT_READ, **_NO_BULK_DELETE),
     "OccupancyBillView": rule(TENANT_READ, **_NO_BULK_DELETE),
@@ -144,7 +148,9 @@ VIEWS = {
     "CampaignView": rule(TENANT_READ),
     "InterconnectCampaignView": rule(TENANT_READ),
     "CouponTemplateView": rule(TENANT_READ),
-    "CouponCampaignView": rule(TENANT_READ),
+    "CouponCampaignView": rule(TENANT_READ),                 # issue (issue now): operator admins
+    "CouponView": rule(TENANT_READ, **_NO_BULK_DELETE),      # issued coupons (history); void: operator admins
+    "MarketingReportView": rule(TENANT_READ),                # 营销统计
     # statistics
     "StationReportView": rule(TENANT_READ),
     "OperationReportView": rule(TENANT_READ),
@@ -200,10 +206,12 @@ MENUS = {
     "Occupancy orders": TENANT_STAFF, "Abnormal orders": TENANT_STAFF, "Set-aside data": PLATFORM,
     "Invoices": TENANT_STAFF,
     "Channels": TENANT_STAFF, "Members": TENANT_STAFF, "Balance details": TENANT_STAFF,
-    "Payment gateways": TENANT_STAFF,
-    "Organizations": TENANT_STAFF, "Charge cards": TENANT_STAFF, "Financial bills": TENANT_STAFF,
+    "Payment gateways": TENANT_STAFF, "Payment records": TENANT_STAFF, "Refund records": TENANT_STAFF,
+    "Organizations": TENANT_STAFF, "Organization balance details": TENANT_STAFF,   # issue 11 E
+    "Charge cards": TENANT_STAFF, "Financial bills": TENANT_STAFF,
     "Occupancy bills": TENANT_STAFF, "Operation campaigns": TENANT_STAFF,
     "Interconnect campaigns": TENANT_STAFF, "Coupons": TENANT_STAFF, "Coupon campaigns": TENANT_STAFF,
+    "Issued coupons": TENANT_STAFF, "Marketing report": TENANT_STAFF,
     "Station report": TENANT_STAFF, "Operation report": TENANT_STAFF, "Partners": TENANT_STAFF,
     "Push log": TENANT_STAFF, "Partner stations": TENANT_STAFF, "Reconciliation disputes": TENANT_STAFF,
     "Operators": TENANT_STAFF, "Departments": TENANT_STAFF,
@@ -217,6 +225,16 @@ MENUS = {
 # member app API endpoints (function names in app/member_api/*): add yours here
 MEMBER_API = (
     "openapi", "me",
+    "coupon_list", "coupon_usable", "station_campaigns",  # coupons, station campaigns (coupons.py)
+    "stations_nearby", "station_detail", "gun_by_qr",  # stations and guns (stations.py)
+    "charging_start", "charging_stop", "charging_current", "charging_live",  # charging (charging.py)
+    "orders_list", "order_detail", "occupancy_orders_list", "occupancy_order_detail",  # orders (orders.py)
+    "sms_code", "sms_login", "wechat_login", "refresh", "logout",  # login (login.py)
+    "update_me", "wallet", "wallet_entries",  # profile, wallet reading (profile.py, wallet.py)
+    "invoice_orders", "request_invoice", "invoice_list", "invoice_detail",  # invoices (invoices.py)
+    "fault_types", "fault_report_create", "fault_report_list", "fault_report_detail",  # fault reports, feedback
+    "feedback_create", "feedback_list", "feedback_detail",  # (feedback.py)
+    "topup_create", "topup_status", "wallet_refund", "payments_list",  # payments (payments.py)
 )
 
 ENDPOINTS = {
@@ -236,6 +254,9 @@ ENDPOINTS = {
         "query_token", "query_stations_info", "query_station_status", "query_station_stats", "query_equip_auth",
         "query_equip_business_policy", "query_start_charge", "query_equip_charge_status", "query_stop_charge",
         "check_charge_orders")},
+    # WeChat Pay callbacks (app/payments_notify.py): signature checked with the gateway's WeChat Pay public key
+    "pay_notify.notify": PUBLIC,
+    "pay_notify.refund_notify": PUBLIC,
     # member app API (app/member_api): members are not FAB users; member_required checks their token
     **{f"member_api.{name}": PUBLIC for name in MEMBER_API},
 }

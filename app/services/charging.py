@@ -20,11 +20,12 @@ from app.extensions import db, get_redis
 from app.models import Card, ChargeOrder, Connector, Member, MeterSample, OrderEvent, Pile, utcnow
 from app.models.base import N_
 from app.models.order import ACTIVE_ORDER_STATUSES, START_METHOD_YKC
-from app.services import order_state
+from app.services import discounts, order_state, organizations
 from app.services.errors import (  # ChargingError and the typed start refusals
     AccountNotActive,
     BalanceTooLow,
     ChargingError,
+    CouponNotUsable,
     GunDisabled,
     GunFault,
     GunNotFree,
@@ -127,7 +128,7 @@ def live_start_state(connector):
     return online, status
 
 
-def check_start(connector, member, prepaid_amount):
+def check_start(connector, member, prepaid_amount, card=None):
     """Raise a StartRefused subclass (a ChargingError) unless the gun and the account may start a
     session. Pile and gun state are the live ones (:func:`live_start_state`)."""
     pile = connector.pile
@@ -145,7 +146,7 @@ def check_start(connector, member, prepaid_amount):
     if member is not None:
         if member.status != "active":
             raise AccountNotActive(N_("The member account is not active."))
-        available = Decimal(member.balance or 0)
+        available = organizations.available_balance(member, card)   # the card's organization may pay
         wanted = Decimal(prepaid_amount) if prepaid_amount is not None else available
         if prepaid_amount is not None and wanted > available:
             raise BalanceTooLow(N_("The prepaid amount %(wanted)s exceeds the balance %(available)s.")
@@ -210,14 +211,19 @@ def spend_limit(order, member):
     if order.prepaid_amount is not None:
         return Decimal(order.prepaid_amount)
     if member is not None:
-        return Decimal(member.balance or 0)
+        return organizations.available_balance(member, order.card)
     return None
 
 
 def start_charge(connector_id, *, origin, member_id=None, card_id=None, prepaid_amount=None, channel_id=None,
-                 partner_id=None, partner_order_no=None, user_id=None):
+                 partner_id=None, partner_order_no=None, user_id=None, coupon_id=None):
     """Start a session on a gun. Returns the order ('starting' until the pile reports charging;
-    the start-timeout job fails it after CHARGING_START_TIMEOUT). Raises ChargingError."""
+    the start-timeout job fails it after CHARGING_START_TIMEOUT). Raises ChargingError.
+
+    ``coupon_id``: the member's coupon chosen for this charge; it must be the member's, unused, valid
+    now and for this station (:func:`app.services.discounts.lock_coupon`). It is locked for the order in
+    the transaction that creates the order, applied at settlement, released if the order fails or is
+    closed without charge."""
     from app.services import pile_commands
 
     connector = db.session.get(Connector, connector_id)
@@ -229,10 +235,20 @@ def start_charge(connector_id, *, origin, member_id=None, card_id=None, prepaid_
         member = card.member
     if member is not None and member.operator_id != connector.operator_id:
         raise ChargingError(N_("The member belongs to another operator."))
-    check_start(connector, member, prepaid_amount)
-    order = create_order(connector, origin=origin, member=member, card=card, prepaid_amount=prepaid_amount,
-                         channel_id=channel_id, partner_id=partner_id, partner_order_no=partner_order_no,
-                         user_id=user_id)
+    check_start(connector, member, prepaid_amount, card=card)
+    try:
+        if coupon_id is not None:            # checked before anything is written
+            problem = discounts.start_coupon_problem(coupon_id, member, connector)
+            if problem:
+                raise discounts.CouponError(problem)
+        with order_state.savepoint(db.session):
+            order = create_order(connector, origin=origin, member=member, card=card, prepaid_amount=prepaid_amount,
+                                 channel_id=channel_id, partner_id=partner_id, partner_order_no=partner_order_no,
+                                 user_id=user_id)
+            if coupon_id is not None:        # taken by another start meanwhile: the order is undone too
+                discounts.lock_coupon(order, coupon_id, session=db.session)
+    except discounts.CouponError as exc:
+        raise CouponNotUsable(str(exc)) from exc
     limit = spend_limit(order, member)
     db.session.commit()                      # the order row first; then its session key; then the pile
     order = _session_committed(order, limit)
@@ -318,7 +334,7 @@ def authorize_pile_start(msg):
         if member is None:
             return refuse(codes.AuthFailure.ACCOUNT_NOT_FOUND)
     try:
-        check_start(connector, member, None)
+        check_start(connector, member, None, card=card)
     except StartRefused as exc:
         db.session.rollback()
         return refuse(ykc_auth_failure(exc))

@@ -92,6 +92,9 @@ NOUNS = {
                                   _l("reconciliation disputes")),
     "ev_station": (_l("This station"), _l("station"), _l("stations")),
     "ev_wallet_entry": (_l("This wallet entry"), _l("wallet entry"), _l("wallet entries")),
+    "ev_organization_entry": (_l("This organization account entry"), _l("organization account entry"),
+                              _l("organization account entries")),
+    "ev_refund": (_l("This refund"), _l("refund"), _l("refunds")),
     "sys_department": (_l("This department"), _l("department"), _l("departments")),
     "sys_post": (_l("This post"), _l("post"), _l("posts")),
 }

@@ -27,7 +27,7 @@ from app.models import (
     Station,
 )
 from app.security.models import Department, Post
-from app.services import wallet
+from app.services import payments, wallet
 from app.services.accounts import ROLE_OPERATOR_ADMIN, ROLE_OPERATOR_STAFF
 
 STAFF_PASSWORD = "staff-pass-1"
@@ -165,8 +165,16 @@ def load_demo_data(seed=20240311):
     session.flush()
     for n, m in enumerate(members):
         amount = Decimal(rnd.choice(["50.0000", "100.0000", "200.0000", "37.4200", "90.1816"]))
-        wallet.post_entry(m.id, amount, "recharge", idempotency_key=f"demo:recharge:{m.member_no}",
-                          remark="demo recharge")
+        if payments.to_fen_or_none(amount) is not None:
+            # top-ups through the demo gateway: the real payment path (payment, credit, ledger entry)
+            payments.demo_topup(m.id, amount, session=session)
+        else:                   # not whole fen: not payable through a gateway, a plain ledger entry
+            wallet.post_entry(m.id, amount, "recharge", idempotency_key=f"demo:recharge:{m.member_no}",
+                              remark="demo recharge")
+        if n == len(members) - 1:
+            # one wallet refund (支付记录 and 余额明细 show it): 20 yuan topped up, then refunded
+            payments.demo_topup(m.id, Decimal("20.00"), session=session)
+            payments.demo_wallet_refund(m.id, Decimal("20.00"), "演示退款", session=session)
         if n < 6:
             session.add(Card(operator=m.operator, organization=m.organization, member=m,
                              logical_no=f"{8800000000000000 + n:016d}",
@@ -199,6 +207,9 @@ def load_demo_data(seed=20240311):
         session.add(post)
         posts[code] = post
     session.commit()
+    from app.services.demo_marketing import load_demo_marketing
+
+    load_demo_marketing(ops)  # campaign + coupons (issue 13), before any demo history is replayed
     sm = current_app.appbuilder.sm
     role_admin, role_staff = sm.find_role(ROLE_OPERATOR_ADMIN), sm.find_role(ROLE_OPERATOR_STAFF)
     staff_lines = []

@@ -266,6 +266,9 @@ def prepare_card(session, card):
 
     _raise_field_errors(card_errors(session, card))
     members.prepare_card(card)
+    from app.services import organizations
+
+    _raise_field_errors(organizations.card_pay_mode_errors(card))   # who pays: wallet or organization
 
 
 def prepare_channel(channel):
@@ -273,8 +276,16 @@ def prepare_channel(channel):
     channel.rate = channel.rate or 0
     if _out_of_range(channel.rate, 0, 1):
         raise MasterDataError(errors={"rate": _range_message(_l("Channel rate"), (0, 1))})
+    from app.services import qrcodes
+
+    channel.qr_prefix = (channel.qr_prefix or "").strip() or None
+    if qrcodes.prefix_error(channel.qr_prefix):
+        raise MasterDataError(errors={"qr_prefix": qrcodes.prefix_error(channel.qr_prefix)})
 
 
 def prepare_organization(organization):
     """Organization write rule: the code is optional and unique, so an empty one is NULL."""
     organization.code = (organization.code or "").strip() or None
+    from app.services import organizations
+
+    _raise_field_errors(organizations.organization_errors(organization))   # pay mode, agreed discount

@@ -31,6 +31,8 @@ from app.gateway.ykc import (
     OfflineCardQueryReply,
     OfflineCardSync,
     OfflineCardSyncReply,
+    QrCodePrefix,
+    QrCodePrefixReply,
     ReadRealtimeData,
     RealtimeData,
     RemoteReboot,
@@ -61,6 +63,7 @@ __all__ = [
     "offline_card_sync",
     "push_price_for_station",
     "push_price_for_template",
+    "push_qr_prefix",
     "read_realtime",
     "reboot",
     "remote_start",
@@ -212,6 +215,36 @@ def offline_card_query(pile_code: str, physical_cards: list[bytes | str],
     return _call(pile_code, msg, OfflineCardQueryReply, None, timeout)
 
 
+QR_PREFIX_PILE = 0x00          # 0xF0 prefix kind: the pile shows prefix + its pile code
+QR_PREFIX_MAX = 255            # prefix length is one byte on the wire
+
+
+def push_qr_prefix(pile_code: str, prefix: str, timeout: float | None = None) -> QrCodePrefixReply:
+    """0xF0 -> 0xF1: the QR-code prefix the pile prints before its pile code (kind 0x00, so the pile's
+    code reads "prefix + pile code", which app.services.qrcodes.resolve understands). Check ``reply.result``."""
+    text = (prefix or "").strip()
+    if not text:
+        raise ValueError("the QR prefix is empty")
+    if len(text.encode("ascii", "strict")) > QR_PREFIX_MAX:
+        raise ValueError(f"the QR prefix is longer than {QR_PREFIX_MAX} characters")
+    msg = QrCodePrefix(pile_code=pile_code, prefix_kind=QR_PREFIX_PILE, prefix=text)
+    return _call(pile_code, msg, QrCodePrefixReply, None, timeout)
+
+
+def push_qr_prefix_of_pile(pile_code: str, timeout: float | None = None) -> QrCodePrefixReply:
+    """:func:`push_qr_prefix` with the prefix of the pile's operator (app.services.qrcodes.prefix_for:
+    its default channel's). ValueError when the operator has no prefix configured."""
+    from app.services import qrcodes
+
+    operator_id = db.session.scalar(select(Pile.operator_id).where(Pile.code == pile_code))
+    if operator_id is None:
+        raise CommandError(f"unknown pile {pile_code}", pile_code)
+    prefix = qrcodes.prefix_for(operator_id)
+    if not prefix:
+        raise ValueError(qrcodes.NO_PREFIX)
+    return push_qr_prefix(pile_code, prefix, timeout)
+
+
 # --- price changes ------------------------------------------------------------------------------------
 
 
@@ -248,6 +281,7 @@ PANEL_ACTIONS = {
     "reboot": (False, False),
     "time_sync": (False, False),
     "push_price": (False, False),
+    "push_qr": (False, False),
     "power_limit": (False, True),
     "read_realtime": (True, False),
 }
@@ -267,6 +301,9 @@ def panel_command(pile_code: str, action: str, gun_no: int | None = None, power_
     if action == "push_price":
         reply = set_billing_model(pile_code)
         return (True, None) if reply is None else (reply.result == 1, reply)
+    if action == "push_qr":
+        reply = push_qr_prefix_of_pile(pile_code)
+        return reply.result == 1, reply
     if action == "power_limit":
         reply = work_parameters(pile_code, disabled=False, power_limit=int(power_limit or 100))
         return reply.result == 1, reply

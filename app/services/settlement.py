@@ -21,6 +21,9 @@
      ``consume`` of −payable, idempotency key ``settle:{order.id}``, linked to the order.
      ``pay_type``: kept if the start path set it, else ``card`` (card order), ``organization`` (fleet
      order), ``wallet``.
+   - **organization account** (a card whose pay mode is ``organization``, app/services/organizations.py):
+     the same debit is booked on the organization's ledger instead (OrganizationEntry ``consume``, same
+     key, arrears allowed); the member wallet is untouched; ``pay_type`` ``organization``.
    - **partner** (no member, no prepayment: interconnect orders): no wallet movement; pay_type
      ``partner``, pay_status ``paid`` — the partner platform collects from its user and pays the
      operator through T/CEC reconciliation.
@@ -54,7 +57,7 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import db, get_redis
 from app.models import ChargeOrder, Payment, WalletEntry
 from app.models.base import utcnow
-from app.services import discounts, order_state, wallet
+from app.services import discounts, order_state, organizations, wallet
 from app.services.money import q_amount
 from app.services.pricing import breakdown_from_order
 
@@ -198,7 +201,7 @@ def _settle_locked(order, session, now, waive_user_id, remark):
             _record_refund(order, payments, refund)
             pay_status = "refunded" if covered == 0 else "partial_refund"
         if shortfall > 0:
-            if order.member_id:
+            if _has_account(order, session):
                 entry = _debit(order, shortfall, session, detail)
                 paid += shortfall
             else:
@@ -206,7 +209,7 @@ def _settle_locked(order, session, now, waive_user_id, remark):
                 detail["unpaid"] = str(shortfall)
     elif waive_user_id is not None:
         order.pay_type = order.pay_type or ("partner" if order.member_id is None else None)
-    elif order.member_id:
+    elif _has_account(order, session):
         order.pay_type = order.pay_type or ("card" if order.card_id else
                                             "organization" if order.organization_id else "wallet")
         if payable > 0:
@@ -231,13 +234,23 @@ def _settle_locked(order, session, now, waive_user_id, remark):
     return entry
 
 
+def _has_account(order, session):
+    """The order has an account to debit: its member's wallet or its card's organization account."""
+    return bool(order.member_id) or organizations.paying_organization_id(order, session) is not None
+
+
 def _debit(order, amount, session, detail):
-    entry = wallet.post_entry(order.member_id, -amount, "consume", idempotency_key=f"settle:{order.id}",
-                              remark=f"order {order.order_no}", allow_negative=True, session=session,
-                              order_id=order.id)
+    """Debit the account that pays the order (organizations.debit_order picks it: the card's
+    organization account when the card says so, else the member wallet). Returns the WalletEntry, or
+    None when the organization account paid (its entry id goes into the detail)."""
+    entry = organizations.debit_order(order, amount, session)
     before = q_amount(entry.balance_after) + amount
     if before < amount:
         detail["arrears"] = str(amount - max(before, ZERO))
+    if not isinstance(entry, WalletEntry):
+        order.pay_type = "organization"
+        detail["organization_entry_id"] = entry.id
+        return None
     return entry
 
 

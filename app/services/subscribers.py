@@ -9,3 +9,6 @@ def install():
     if _installed:
         return
     _installed = True
+    from app.services import coupons
+
+    coupons.install()   # settled orders send order_finished; order rewards and registration gifts (jobs)

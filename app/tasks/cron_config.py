@@ -45,3 +45,16 @@ cron.register(charging_snapshots, queue_name="push", interval=get_config().TCEC_
 cron.register(push_watchdog, queue_name="push", interval=get_config().TCEC_PUSH_WATCHDOG_SECONDS)
 cron.register(regulator_pushes, queue_name="push", interval=get_config().TCEC_REGULATOR_PUSH_SECONDS)
 cron.register(reconcile_partners, queue_name="push", cron="*/15 * * * *")
+
+# Coupons (issue 13): unused coupons past their validity are marked expired (the member API already shows
+# them as expired in between).
+from app.tasks.marketing import expire_coupons  # noqa: E402
+
+cron.register(expire_coupons, queue_name="default", interval=600)
+
+# Payments (issue 11): refunds due are sent every minute (retried up to PAYMENT_REFUND_MAX_ATTEMPTS times); payments
+# still open after PAYMENT_PENDING_QUERY_MINUTES are asked about at WeChat Pay.
+from app.tasks.payments import process_refunds, query_pending_payments  # noqa: E402
+
+cron.register(process_refunds, queue_name="default", interval=60)
+cron.register(query_pending_payments, queue_name="default", interval=get_config().PAYMENT_QUERY_CRON_SECONDS)

@@ -27,6 +27,7 @@ def menu_entries():
         marketing,
         monitoring,
         orders,
+        payments,
         reports,
         stations,
         system,
@@ -58,7 +59,11 @@ def menu_entries():
         (finance.MemberView, "Members", _l("Members"), "fa-users", "Finance"),
         (finance.WalletEntryView, "Balance details", _l("Balance details"), "fa-list-alt", "Finance"),
         (finance.PaymentGatewayView, "Payment gateways", _l("Payment gateways"), "fa-credit-card", "Finance"),
+        (payments.PaymentView, "Payment records", _l("Payment records"), "fa-money", "Finance"),
+        (payments.RefundView, "Refund records", _l("Refund records"), "fa-undo", "Finance"),
         (finance.OrganizationView, "Organizations", _l("Organizations"), "fa-building-o", "Finance"),
+        (finance.OrganizationEntryView, "Organization balance details", _l("Organization balance details"),
+         "fa-list-alt", "Finance"),
         (finance.CardView, "Charge cards", _l("Charge cards"), "fa-id-card", "Finance"),
         (finance.FinancialBillView, "Financial bills", _l("Financial bills"), "fa-calculator", "Finance"),
         (finance.OccupancyBillView, "Occupancy bills", _l("Occupancy bills"), "fa-calculator", "Finance"),
@@ -67,9 +72,11 @@ def menu_entries():
          "fa-random", "Marketing"),
         (marketing.CouponTemplateView, "Coupons", _l("Coupons"), "fa-ticket", "Marketing"),
         (marketing.CouponCampaignView, "Coupon campaigns", _l("Coupon campaigns"), "fa-gift", "Marketing"),
+        (marketing.CouponView, "Issued coupons", _l("Issued coupons"), "fa-ticket", "Marketing"),
         (reports.StationReportView, "Station report", _l("Station report"), "fa-line-chart", "Statistics"),
         (reports.OperationReportView, "Operation report", _l("Operation report"), "fa-area-chart",
          "Statistics"),
+        (marketing.MarketingReportView, "Marketing report", _l("Marketing report"), "fa-pie-chart", "Statistics"),
         (interconnect.PartnerView, "Partners", _l("Partners"), "fa-exchange", "Interconnect"),
         (interconnect.PushLogView, "Push log", _l("Push log"), "fa-history", "Interconnect"),
         (interconnect_client.PartnerStationView, "Partner stations", _l("Partner stations"), "fa-map-marker",
@@ -94,6 +101,9 @@ def register_views(appbuilder):
 
     appbuilder.add_view_no_menu(UploadsView)
     pile_admin.register(appbuilder)
+    from app.views import qrcodes as qrcode_views
+
+    qrcode_views.register(appbuilder)      # QR codes per gun / station sheet, 0xF0 push
     from app.views import health, metrics
 
     health.register(appbuilder.app)
@@ -104,6 +114,12 @@ def register_views(appbuilder):
     from app import member_api
 
     member_api.register(appbuilder.app)       # member app API (/api/app/v1)
+    from app import payments_notify
+
+    payments_notify.register(appbuilder.app)  # WeChat Pay callbacks (/pay/wechat/<code>/notify, /refund-notify)
+    from app.views import payments as payment_views
+
+    payment_views.register(appbuilder.app)    # refunds panel on member, order and payment pages
     # FAB created "Security" first: give it our label and icon, and put categories in manual order
     menu = appbuilder.menu.menu
     order = {name: i for i, (name, _, _) in enumerate(CATEGORIES)}
@@ -123,3 +139,6 @@ def register_views(appbuilder):
     from flask import current_app
 
     formatters.register_jinja(current_app)
+    from app.views import marketing
+
+    marketing.register_jinja(current_app)   # the member's coupons on the member page (会员管理)

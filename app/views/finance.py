@@ -10,10 +10,12 @@ from flask_appbuilder.models.sqla.filters import FilterNotEqual
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from sqlalchemy import or_
-from wtforms import DecimalField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms import DecimalField, HiddenField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms.widgets import PasswordInput
 
 from app.extensions import db
 from app.models import (
@@ -28,6 +30,7 @@ from app.models import (
     WalletEntry,
 )
 from app.models.member import (
+    CARD_PAY_MODE,
     CARD_STATUS,
     CARD_TYPE,
     CHANNEL_TYPE,
@@ -36,12 +39,14 @@ from app.models.member import (
     INVOICE_TITLE_TYPE,
     INVOICE_TYPE,
     MEMBER_STATUS,
+    PAY_MODE,
     WALLET_KIND,
 )
 from app.models.order import OCCUPANCY_STATUS, ORDER_STATUS, PAY_STATUS, PAY_TYPE, REFUND_STATUS, START_METHOD
-from app.services import invoices, masterdata, members, wallet
+from app.services import campaigns, invoices, masterdata, members, organizations, wallet, wechat_login
 from app.views.base import CpmsModelView, ScopedSQLAInterface
 from app.views.fields import Range
+from app.views.marketing import DiscountField
 from app.views.orders import (
     OCCUPANCY_LABELS,
     ORDER_EXTRA_SEARCH,
@@ -53,73 +58,89 @@ from app.views.orders import (
     StatusNotIn,
     related_filter,
 )
+from app.views.organizations import OrganizationAccountForm, OrganizationEntryView
+from app.views.payments import GatewayCredentialsMixin
 from app.views.stations import labels
 from app.views.write_hooks import CardWrite, MemberWrite
 
 PHONE = Regexp(r"^1\d{10}$", message=_l("A mobile number is 11 digits starting with 1."))
 
 
+class _AppSecret:
+    def __call__(self, form, field):
+        error = wechat_login.app_secret_error((field.data or "").strip())
+        if error:
+            raise ValidationError(error)
+
+
 # ----- 发票管理 --------------------------------------------------------------------------------
 def _orders_table(orders):
+    """开票明细: the invoice's orders with their figures and the part of each that is invoiced,
+    under a summary line (订单量, 订单金额, 订单电费, 订单服务费, 订单电量) as in the manual."""
     if not orders:
-        return ""
+        return "-"
+    from app.views.base import local_time
+
     head = "".join(
         f"<th>{escape(h)}</th>"
         for h in (
             _l("Order no."),
             _l("Station"),
+            _l("Connector"),
             _l("Start time"),
+            _l("End time"),
             _l("Energy (kWh)"),
             _l("Electricity fee (yuan)"),
             _l("Service fee (yuan)"),
             _l("Order amount (yuan)"),
+            _l("Discount (yuan)"),
             _l("Paid (yuan)"),
+            _l("Invoiced electricity (yuan)"),
+            _l("Invoiced service (yuan)"),
         )
     )
-    from app.views.base import local_time
-
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{escape(v)}</td>"
-            for v in (
-                o.order_no,
-                o.station,
-                local_time(o.started_at),
-                o.energy,
-                o.electricity_fee,
-                o.service_fee,
-                o.total_amount,
-                o.paid_amount,
-            )
-        )
-        + "</tr>"
-        for o in orders
-    )
+    body = []
+    for o in orders:
+        split = invoices.order_split(o)
+        cells = (o.order_no, o.station or "-", o.connector.code if o.connector else "-",
+                 local_time(o.started_at) or "-", local_time(o.ended_at) or "-", o.energy, o.electricity_fee,
+                 o.service_fee, o.total_amount, o.discount_total, o.paid_amount, split.electricity, split.service)
+        body.append("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in cells) + "</tr>")
+    total = invoices.total_split(orders)
+    summary = " · ".join(f"{escape(label)}: {escape(value)}" for label, value in (
+        (_l("Orders"), len(orders)),
+        (_l("Order amount (yuan)"), sum((o.total_amount or 0 for o in orders), 0)),
+        (_l("Electricity fee (yuan)"), sum((o.electricity_fee or 0 for o in orders), 0)),
+        (_l("Service fee (yuan)"), sum((o.service_fee or 0 for o in orders), 0)),
+        (_l("Energy (kWh)"), sum((o.energy or 0 for o in orders), 0)),
+        (_l("Invoice amount (yuan)"), total.amount),
+    ))
     return Markup(
+        f'<p class="cpms-invoice-summary">{summary}</p>'
         f'<table class="table table-condensed cpms-invoice-orders"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table>"
+        f"<tbody>{''.join(body)}</tbody></table>"
     )
 
 
-class _DecisionCheck:
-    """Form-level rule of the issue form, reported on the field it concerns."""
-
-    def __init__(self, field):
-        self.field = field
-
-    def __call__(self, form, field):
-        errors = invoices.decision_errors(form.status.data, form.invoice_no.data, form.reject_reason.data)
-        if self.field in errors:
-            raise ValidationError(errors[self.field])
+class InvoiceIssueForm(FlaskForm):
+    invoice_no = StringField(_l("Issued invoice no."), validators=[DataRequired(), Length(max=32)])
 
 
-class InvoiceView(CpmsModelView):
+class InvoiceRejectForm(FlaskForm):
+    reject_reason = TextAreaField(_l("Reject reason"), validators=[DataRequired(), Length(max=255)])
+
+
+class InvoiceView(ExtraSearchMixin, CpmsModelView):
+    """发票管理 (manual §2.5.1): members' requests; 开票明细 on the detail page; 开票 (issue, with the
+    invoice number) or 驳回 (reject, with a reason) once, each its own permission (operator admins),
+    through app/services/invoices.py. History: no add, edit or delete."""
+
     datamodel = ScopedSQLAInterface(Invoice)
     list_title = _l("Invoices")
     show_title = _l("Invoice details")
-    edit_title = _l("Issue invoice")
-    base_permissions = ["can_list", "can_show", "can_edit", "can_export"]
+    show_template = "finance/invoice_show.html"
+    exclude_route_methods = {"add", "edit"}
+    base_permissions = ["can_list", "can_show", "can_export", "can_issue", "can_reject"]
     choice_columns = {
         "title_type": INVOICE_TITLE_TYPE,
         "invoice_type": INVOICE_TYPE,
@@ -138,13 +159,14 @@ class InvoiceView(CpmsModelView):
         "operator",
         "created_at",
     ]
-    search_columns = ["title", "status", "operator", "title_type", "created_at"]
+    # manual filters: 用户编号, 发票抬头, 发票状态, 运营商 (+ title type and applied time)
+    search_columns = ["member_no", "title", "status", "operator", "title_type", "created_at"]
+    extra_search = {"member_no": (_l("Member no."), [related_filter(_l("Equal to"), "member_id", Member.member_no)])}
     order_columns = ["id", "created_at", "amount"]
     base_order = ("created_at", "desc")
-    edit_columns = ["status", "invoice_no", "reject_reason", "remark"]
     show_fieldsets = [
         (
-            _l("Invoice"),
+            _l("Invoice information"),
             {
                 "fields": [
                     "id",
@@ -154,10 +176,6 @@ class InvoiceView(CpmsModelView):
                     "title_type",
                     "title",
                     "tax_no",
-                    "company_address",
-                    "company_phone",
-                    "bank_name",
-                    "bank_account",
                     "amount",
                     "electricity_amount",
                     "service_amount",
@@ -172,14 +190,14 @@ class InvoiceView(CpmsModelView):
                     "status",
                     "invoice_no",
                     "reject_reason",
+                    "issued_by",
                     "issued_at",
-                    "remark",
                     "operator",
                     "created_at",
                 ]
             },
         ),
-        (_l("Charging orders"), {"fields": ["orders"]}),
+        (_l("Invoice details (orders)"), {"fields": ["orders"]}),
     ]
     label_columns = labels(
         id=_l("Invoice no."),
@@ -188,10 +206,6 @@ class InvoiceView(CpmsModelView):
         title_type=_l("Title type"),
         title=_l("Invoice title"),
         tax_no=_l("Tax no."),
-        company_address=_l("Company address"),
-        company_phone=_l("Company phone"),
-        bank_name=_l("Bank"),
-        bank_account=_l("Bank account"),
         invoice_type=_l("Invoice type"),
         amount=_l("Invoice amount (yuan)"),
         electricity_amount=_l("Electricity amount (yuan)"),
@@ -201,28 +215,54 @@ class InvoiceView(CpmsModelView):
         phone=_l("Phone"),
         invoice_no=_l("Issued invoice no."),
         reject_reason=_l("Reject reason"),
+        issued_by=_l("Handled by"),
         issued_at=_l("Handled at"),
         orders=_l("Charging orders"),
         created_at=_l("Applied at"),
     )
     formatters_columns = {"orders": _orders_table}
-    edit_form_extra_fields = {
-        "status": SelectField(
-            _l("Invoice status"),
-            choices=[("issued", _l("Issued")), ("rejected", _l("Rejected"))],
-            validators=[DataRequired(), _DecisionCheck("status")],
-        ),
-        "invoice_no": StringField(
-            _l("Issued invoice no."), validators=[_DecisionCheck("invoice_no"), Length(max=32)]
-        ),
-        "reject_reason": StringField(
-            _l("Reject reason"), validators=[_DecisionCheck("reject_reason"), Length(max=255)]
-        ),
-    }
 
-    def pre_update(self, item):
-        super().pre_update(item)
-        invoices.apply_decision(item, g.user)
+    def _decision(self, pk, form, template, decide):
+        invoice = invoices.get_in_scope(pk)
+        if invoice is None:
+            abort(404)
+        if invoice.status == "applied" and form.validate_on_submit():
+            try:
+                decide(invoice)
+            except invoices.InvoiceError as exc:
+                flash(str(exc.message), "danger")
+            else:
+                return redirect(url_for("InvoiceView.show", pk=pk))
+        elif invoice.status != "applied":
+            flash(_("This invoice has already been handled."), "warning")
+        return self.render_template(template, invoice=invoice, form=form,
+                                    title_types=dict(INVOICE_TITLE_TYPE), invoice_types=dict(INVOICE_TYPE))
+
+    @expose("/issue/<int:pk>", methods=["GET", "POST"])
+    @has_access
+    @permission_name("issue")
+    def issue(self, pk):
+        """开票: confirm the request (开票详情) and record the number of the issued invoice."""
+        form = InvoiceIssueForm()
+
+        def decide(invoice):
+            invoices.issue_invoice(invoice.id, g.user, form.invoice_no.data)
+            flash(_("Invoice issued."), "success")
+
+        return self._decision(pk, form, "finance/invoice_issue.html", decide)
+
+    @expose("/reject/<int:pk>", methods=["GET", "POST"])
+    @has_access
+    @permission_name("reject")
+    def reject(self, pk):
+        """驳回: refuse the request with a reason; its orders can be requested again."""
+        form = InvoiceRejectForm()
+
+        def decide(invoice):
+            invoices.reject_invoice(invoice.id, g.user, form.reject_reason.data)
+            flash(_("Invoice request rejected."), "success")
+
+        return self._decision(pk, form, "finance/invoice_reject.html", decide)
 
 
 # ----- 渠道管理 --------------------------------------------------------------------------------
@@ -241,6 +281,8 @@ class ChannelView(CpmsModelView):
         "channel_type",
         "rate",
         "identifier",
+        "app_secret",
+        "qr_prefix",
         "operator",
         "enabled",
         "remark",
@@ -252,6 +294,7 @@ class ChannelView(CpmsModelView):
         "channel_type",
         "rate",
         "identifier",
+        "qr_prefix",
         "operator",
         "enabled",
         "remark",
@@ -260,27 +303,45 @@ class ChannelView(CpmsModelView):
     ]
     label_columns = labels(
         id=_l("Channel no."),
+        qr_prefix=_l("QR code prefix"),
         code=_l("Channel code"),
         name=_l("Channel name"),
         channel_type=_l("Channel type"),
         rate=_l("Channel rate"),
         identifier=_l("Channel identifier"),
+        app_secret=_l("WeChat AppSecret"),
     )
     description_columns = {
         "rate": _l("A fraction of the amount: 0.006 = 0.6 percent."),
         "identifier": _l("E.g. the WeChat appid or the partner's name."),
+        "qr_prefix": _l("A gun's QR code says this prefix followed by the 16-digit gun code, e.g. "
+                        "https://example.com/q?c= (ASCII, no spaces)."),
+        "app_secret": _l("Mini program channels: the AppSecret for WeChat login. Never shown again; "
+                         "leave empty to keep the stored one."),
     }
     add_form_extra_fields = edit_form_extra_fields = {
         "rate": DecimalField(
             _l("Channel rate"), places=6, default=0, validators=[Optional(), Range(0, 1, _l("Channel rate"))]
         ),
+        # write-only (app/services/wechat_login.py): never prefilled, empty keeps the stored value
+        "app_secret": StringField(_l("WeChat AppSecret"), validators=[Optional(), _AppSecret()],
+                                  widget=PasswordInput(hide_value=True)),
     }
 
+    def prefill_form(self, form, pk):
+        form.app_secret.data = ""
+
+    def process_form(self, form, is_created):
+        g.cpms_channel_app_secret = form.app_secret.data
+        del form.app_secret            # populate_obj must not write the raw input
+
     def pre_add(self, item):
+        wechat_login.apply_app_secret(item, g.pop("cpms_channel_app_secret", None))
         masterdata.prepare_channel(item)
         super().pre_add(item)
 
     def pre_update(self, item):
+        wechat_login.apply_app_secret(item, g.pop("cpms_channel_app_secret", None))
         masterdata.prepare_channel(item)
         super().pre_update(item)
 
@@ -421,8 +482,9 @@ class WalletEntryView(CpmsModelView):
 
 
 # ----- 支付网关 --------------------------------------------------------------------------------
-class PaymentGatewayView(CpmsModelView):
-    """Global catalogue: tenants read it, platform admins maintain it."""
+class PaymentGatewayView(GatewayCredentialsMixin, CpmsModelView):
+    """Global catalogue: tenants read it, platform admins maintain it. WeChat Pay credentials: write-only
+    (GatewayCredentialsMixin, app/views/payments.py)."""
 
     datamodel = ScopedSQLAInterface(PaymentGateway)
     list_title = _l("Payment gateways")
@@ -432,7 +494,12 @@ class PaymentGatewayView(CpmsModelView):
     search_columns = ["gateway_type", "name", "display_name", "enabled"]
     order_columns = ["code", "sort", "name"]
     base_order = ("sort", "asc")
-    add_columns = edit_columns = ["code", "gateway_type", "name", "display_name", "sort", "enabled", "remark"]
+    add_columns = edit_columns = ["code", "gateway_type", "name", "display_name", "sort", "enabled", "remark",
+                                  *GatewayCredentialsMixin.credential_columns[:4], "api_v3_key", "private_key",
+                                  "platform_public_key", "api_base_url"]
+    add_form_extra_fields = edit_form_extra_fields = dict(GatewayCredentialsMixin.credential_fields)
+    description_columns = dict(GatewayCredentialsMixin.credential_descriptions)
+    formatters_columns = dict(GatewayCredentialsMixin.credential_formatters)
     show_columns = [
         "code",
         "gateway_type",
@@ -441,6 +508,7 @@ class PaymentGatewayView(CpmsModelView):
         "sort",
         "enabled",
         "remark",
+        *GatewayCredentialsMixin.credential_show_columns,
         "created_at",
         "updated_at",
     ]
@@ -449,6 +517,7 @@ class PaymentGatewayView(CpmsModelView):
         gateway_type=_l("Gateway type"),
         name=_l("Gateway name"),
         display_name=_l("Display name"),
+        **GatewayCredentialsMixin.credential_labels,
     )
 
 
@@ -473,7 +542,9 @@ class CardView(CardWrite, CpmsModelView):
     datamodel = ScopedSQLAInterface(Card)
     list_title = _l("Charge cards")
     show_title = add_title = edit_title = _l("Charge card")
-    choice_columns = {"card_type": CARD_TYPE, "status": CARD_STATUS}
+    # pay_mode: who pays the card's charging (empty = as its organization says; default member wallet)
+    choice_columns = {"card_type": CARD_TYPE, "status": CARD_STATUS,
+                      "pay_mode": CARD_PAY_MODE}
     list_columns = [
         "logical_no",
         "physical_no",
@@ -495,6 +566,7 @@ class CardView(CardWrite, CpmsModelView):
         "status",
         "organization",
         "member",
+        "pay_mode",
         "operator",
         "remark",
     ]
@@ -505,6 +577,7 @@ class CardView(CardWrite, CpmsModelView):
         "status",
         "member",
         "organization",
+        "pay_mode",
         "balance",
         "operator",
         "remark",
@@ -519,8 +592,10 @@ class CardView(CardWrite, CpmsModelView):
         member=_l("Member"),
         organization=_l("Organization"),
         balance=_l("Offline balance (yuan)"),
+        pay_mode=_l("Paid from"),
     )
     description_columns = {
+        "pay_mode": _l("The member's wallet or the organization's account; empty: as the organization says."),
         "logical_no": _l("16 digits, printed on the card."),
         "physical_no": _l("16 hexadecimal characters read from the chip (0-9, A-F)."),
     }
@@ -544,11 +619,18 @@ def _organization_links(pk):
 
 
 class OrganizationView(CpmsModelView):
+    """组织机构 with its account: ``balance`` is the OrganizationEntry ledger's cache (shown, never edited
+    here; a staff top-up or adjustment is a ledger entry with reason, who and when:
+    ``organizations.top_up`` / ``organizations.adjust``), its agreed discount (折, like campaigns) and
+    who pays its cards' charging by default."""
+
+    show_template = "finance/organization_show.html"
     datamodel = ScopedSQLAInterface(Organization)
     list_title = _l("Organizations")
     show_title = add_title = edit_title = _l("Organization")
-    related_views = [MemberView, CardView]
-    list_columns = ["id", "name", "code", "company_name", "contact", "phone", "operator", "enabled"]
+    related_views = [MemberView, CardView, OrganizationEntryView]
+    choice_columns = {"pay_mode": PAY_MODE}
+    list_columns = ["id", "name", "code", "company_name", "contact", "phone", "balance", "operator", "enabled"]
     search_columns = ["name", "company_name", "contact", "phone", "operator", "enabled"]
     order_columns = ["id", "name"]
     base_order = ("id", "asc")
@@ -558,6 +640,9 @@ class OrganizationView(CpmsModelView):
         "company_name",
         "contact",
         "phone",
+        "electricity_rate",
+        "service_rate",
+        "pay_mode",
         "operator",
         "enabled",
         "remark",
@@ -569,6 +654,10 @@ class OrganizationView(CpmsModelView):
         "company_name",
         "contact",
         "phone",
+        "balance",
+        "electricity_rate",
+        "service_rate",
+        "pay_mode",
         "operator",
         "enabled",
         "remark",
@@ -579,12 +668,51 @@ class OrganizationView(CpmsModelView):
         name=_l("Organization name"),
         code=_l("Organization code"),
         company_name=_l("Company name"),
+        balance=_l("Account balance (yuan)"),
+        electricity_rate=_l("Electricity discount (折)"),
+        service_rate=_l("Service fee discount (折)"),
+        pay_mode=_l("Cards paid from"),
     )
-    formatters_columns = {"id": _organization_links}
+    description_columns = {
+        "electricity_rate": _l("Agreed discount in 折: 9.5 = pay 95 percent; 0 < x ≤ 10; empty or 10 = none."),
+        "service_rate": _l("Agreed discount in 折: 9.5 = pay 95 percent; 0 < x ≤ 10; empty or 10 = none."),
+        "pay_mode": _l("Who pays its cards' charging unless a card says otherwise."),
+    }
+    formatters_columns = {"id": _organization_links,
+                          "electricity_rate": lambda v: "-" if v is None else campaigns.rate_to_zhe(v),
+                          "service_rate": lambda v: "-" if v is None else campaigns.rate_to_zhe(v)}
     add_form_extra_fields = edit_form_extra_fields = {
         "phone": StringField(_l("Phone"), validators=[Optional(), PHONE]),
         "code": StringField(_l("Organization code"), validators=[Optional(), Length(max=32)]),
+        "electricity_rate": DiscountField(_l("Electricity discount (折)")),
+        "service_rate": DiscountField(_l("Service fee discount (折)")),
     }
+
+    @expose("/account/<pk>", methods=["GET", "POST"])
+    @has_access
+    @permission_name("adjust")
+    def account(self, pk):
+        """Top-up (a bank transfer received) or manual adjustment of the organization's account (its own
+        permission: operator admins); a ledger entry with reason, source, who and when."""
+        org = self.datamodel.get(pk, self._base_filters)           # in the caller's data scope
+        if org is None:
+            abort(404)
+        form = OrganizationAccountForm.refresh()
+        if request.method == "GET":
+            form.request_key.data = uuid.uuid4().hex                 # one booking per opened form
+        elif form.validate():
+            book = organizations.top_up if form.kind.data == "topup" else organizations.adjust
+            try:
+                book(org.id, form.amount.data, form.reason.data, g.user.id,
+                     form.request_key.data or uuid.uuid4().hex, source=form.source.data)
+            except organizations.OrganizationError as exc:
+                flash(str(exc), "danger")
+            else:
+                flash(_("The account of %(name)s was changed by %(amount)s yuan.", name=org.name,
+                        amount=f"{form.amount.data:+.2f}"), "success")
+                return redirect(url_for("OrganizationView.show", pk=org.id))
+        return self.render_template("finance/organization_account.html", organization=org, form=form,
+                                    back_url=url_for("OrganizationView.show", pk=org.id))
 
     def _export_value(self, item, column):
         if column == "id":

@@ -1,6 +1,6 @@
 """电站电桩: stations, price templates, piles, connectors, manufacturers, models, fault types,
 fault reports, alarms, status log, feedback."""
-from flask import abort, flash, g, redirect, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from flask_appbuilder import expose, has_access
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.decorators import permission_name
@@ -67,6 +67,7 @@ def labels(**extra):
 
 
 class StationView(StationWrite, CpmsModelView):
+    show_template = "stations/station_show.html"        # + QR code sheet (PDF) and 0xF0 push (QrCodeView)
     datamodel = ScopedSQLAInterface(Station)
     list_title = _l("Stations")
     show_title = _l("Station")
@@ -305,12 +306,13 @@ class PileModelView(CpmsModelView):
     list_columns = ["id", "manufacturer.id", "code", "manufacturer.code", "manufacturer", "pile_type",
                     "power_kw", "gun_count"]
     add_columns = edit_columns = show_columns = ["manufacturer", "code", "name", "pile_type", "power_kw",
-                                                 "gun_count", "remark"]
+                                                 "gun_count", "supports_qr_prefix", "remark"]
     search_columns = ["manufacturer", "code", "pile_type"]
     order_columns = ["id", "code", "power_kw"]
     label_columns = labels(**{"manufacturer.id": _l("Manufacturer no."),
                               "manufacturer.code": _l("Manufacturer code")},
                            id=_l("Model id"), code=_l("Model"), manufacturer=_l("Manufacturer name"),
+                           supports_qr_prefix=_l("Takes the QR code prefix"),
                            pile_type=_l("Pile type"), power_kw=_l("Power (kW)"), gun_count=_l("Gun count"))
 
 
@@ -326,26 +328,131 @@ class FaultTypeView(CpmsModelView):
     label_columns = labels(id=_l("No."), name=_l("Fault name"))
 
 
-class FaultReportView(CpmsModelView):
+class _MemberNoFilter(BaseFilter):
+    """上报人编号 / member no.: ``member_id IN (SELECT id FROM ev_member WHERE member_no = ...)``."""
+
+    name = _l("Equal to")
+    arg_name = "mno"
+
+    def apply(self, query, value):
+        from sqlalchemy import select
+
+        from app.models import Member
+
+        value = (value or "").strip()
+        if not value:
+            return query
+        return query.filter(self.model.member_id.in_(select(Member.id).where(Member.member_no == value)))
+
+
+class _MemberNoSearch:
+    """A text search field ``member_no`` (not a model column) next to the model's own search columns."""
+
+    def __init__(self, *args, **kwargs):
+        extra = dict(getattr(self, "search_form_extra_fields", None) or {})
+        extra.setdefault("member_no", StringField(_l("Member no.")))
+        self.search_form_extra_fields = extra
+        self.label_columns = dict(self.label_columns or {}, member_no=_l("Member no."))
+        super().__init__(*args, **kwargs)
+
+    def _init_properties(self):
+        columns = [c for c in (self.search_columns or []) if c != "member_no"]
+        self.search_columns = columns
+        super()._init_properties()
+        self.search_columns = columns + ["member_no"]
+        flts = [_MemberNoFilter("member_no", self.datamodel)]
+        self._filters._search_filters["member_no"] = flts
+        self._filters._all_filters["member_no"] = flts
+
+
+def photo_thumbnails(names):
+    """Uploaded photos as thumbnails linking to the full image (served by UploadsView, scope-checked)."""
+    from markupsafe import Markup, escape
+
+    if not names:
+        return "-"
+    links = "".join(
+        f'<a href="{escape(url_for("UploadsView.serve", filename=n))}" target="_blank" rel="noopener">'
+        f'<img src="{escape(url_for("UploadsView.serve", filename=n))}" alt="" class="cpms-photo" '
+        f'style="max-height:90px;margin:0 6px 6px 0"></a>'
+        for n in names
+    )
+    return Markup(f'<div class="cpms-photos">{links}</div>')
+
+
+class FaultReplyForm(FlaskForm):
+    status = SelectField(_l("Handling status"),
+                         choices=[(v, _l(label)) for v, label in FAULT_REPORT_STATUS if v != "pending"])
+    reply = TextAreaField(_l("Reply"), validators=[DataRequired(), Length(max=2000)])
+
+
+class FeedbackReplyForm(FlaskForm):
+    status = SelectField(_l("Handling status"),
+                         choices=[(v, _l(label)) for v, label in FEEDBACK_STATUS if v != "new"])
+    reply = TextAreaField(_l("Reply"), validators=[DataRequired(), Length(max=2000)])
+
+
+class _ReplyMixin:
+    """处理: a reply action (its own permission ``can_reply``, operator admins) recording the status,
+    the reply, who and when through app/services/member_requests.py; the member reads it in the API."""
+
+    reply_form = None
+    reply_service = None
+
+    def _reply(self, pk):
+        from app.services import member_requests
+
+        model = self.datamodel.obj
+        row = member_requests._in_scope(model, pk)
+        if row is None:
+            abort(404)
+        form = self.reply_form(obj=row) if request.method == "GET" else self.reply_form()
+        if form.validate_on_submit():
+            try:
+                getattr(member_requests, self.reply_service)(pk, g.user, form.status.data, form.reply.data)
+            except member_requests.RequestError as exc:
+                flash(str(exc.message), "danger")
+            else:
+                flash(_("Reply saved."), "success")
+                return redirect(url_for(f"{type(self).__name__}.show", pk=pk))
+        return self.render_template("stations/request_reply.html", row=row, form=form,
+                                    back=url_for(f"{type(self).__name__}.show", pk=pk), title=self.reply_title)
+
+
+class FaultReportView(_MemberNoSearch, _ReplyMixin, CpmsModelView):
+    """故障上报 (manual §2.3.7): what members report from the app; filters 故障名称, 上报人编号, 站点名称,
+    运营商, 处理状态; export. Handled by the reply action (no edit, no delete: history)."""
+
     datamodel = ScopedSQLAInterface(FaultReport)
     list_title = _l("Fault reports")
-    show_title = edit_title = _l("Fault report")
+    show_title = _l("Fault report")
+    show_template = "stations/request_show.html"
+    exclude_route_methods = {"add", "edit"}
     choice_columns = {"status": FAULT_REPORT_STATUS}
-    base_permissions = ["can_list", "can_show", "can_edit", "can_export"]
-    list_columns = ["fault_type", "station", "status", "reply", "operator", "created_at"]
-    search_columns = ["fault_type", "member", "station", "operator", "status"]
+    base_permissions = ["can_list", "can_show", "can_export", "can_reply"]
+    list_columns = ["fault_type", "member.member_no", "station", "connector.code", "status", "reply", "operator",
+                    "created_at"]
+    search_columns = ["fault_type", "member_no", "station", "operator", "status", "created_at"]
     order_columns = ["created_at", "status"]
     base_order = ("created_at", "desc")
-    edit_columns = ["status", "reply"]
-    show_columns = ["fault_type", "member", "station", "pile", "connector", "description", "photos",
-                    "contact_phone", "status", "reply", "handled_at", "operator", "created_at"]
-    label_columns = labels(fault_type=_l("Fault name"), member=_l("Reporter"), description=_l("Description"),
-                           photos=_l("Photos"), contact_phone=_l("Contact phone"), status=_l("Handling status"),
-                           reply=_l("Reply"), handled_at=_l("Handled at"), created_at=_l("Reported at"))
+    show_columns = ["fault_type", "member", "member.member_no", "station", "pile", "connector", "description",
+                    "photos", "contact_phone", "status", "reply", "handled_by", "handled_at", "operator",
+                    "created_at"]
+    formatters_columns = {"photos": photo_thumbnails}
+    label_columns = labels(fault_type=_l("Fault name"), member=_l("Reporter"),
+                           **{"member.member_no": _l("Reporter no."), "connector.code": _l("Connector code")},
+                           description=_l("Description"), photos=_l("Photos"), contact_phone=_l("Contact phone"),
+                           status=_l("Handling status"), reply=_l("Reply"), handled_by=_l("Handled by"),
+                           handled_at=_l("Handled at"), created_at=_l("Reported at"))
+    reply_form = FaultReplyForm
+    reply_service = "reply_fault_report"
+    reply_title = _l("Handle fault report")
 
-    def pre_update(self, item):
-        super().pre_update(item)
-        masterdata.mark_handled(item, g.user, reply_field="reply")
+    @expose("/reply/<int:pk>", methods=["GET", "POST"])
+    @has_access
+    @permission_name("reply")
+    def reply(self, pk):
+        return self._reply(pk)
 
 
 class AlarmOpen(BaseFilter):
@@ -450,26 +557,37 @@ class StatusLogView(CpmsModelView):
                            reason=_l("Reason"), at=_l("Time"))
 
 
-class FeedbackView(CpmsModelView):
+class FeedbackView(_ReplyMixin, CpmsModelView):
+    """意见反馈 (manual §2.3.11): 反馈人手机号, 反馈人姓名, 反馈内容, 反馈时间; filters phone and name;
+    answered by the reply action (status, reply, who, when); no edit, no delete (history)."""
+
     datamodel = ScopedSQLAInterface(Feedback)
     list_title = _l("Feedback")
-    show_title = edit_title = _l("Feedback")
+    show_title = _l("Feedback")
+    show_template = "stations/request_show.html"
+    exclude_route_methods = {"add", "edit"}
     choice_columns = {"status": FEEDBACK_STATUS}
-    base_permissions = ["can_list", "can_show", "can_edit", "can_export"]
-    list_columns = ["phone", "name", "content", "status", "created_at"]
-    search_columns = ["phone", "name", "status"]
-    order_columns = ["created_at"]
+    base_permissions = ["can_list", "can_show", "can_export", "can_reply"]
+    list_columns = ["phone", "name", "content", "status", "reply", "created_at"]
+    search_columns = ["phone", "name", "status", "created_at"]
+    order_columns = ["created_at", "status"]
     base_order = ("created_at", "desc")
-    edit_columns = ["status", "reply"]
-    show_columns = ["phone", "name", "member", "content", "photos", "status", "reply", "replied_at",
+    show_columns = ["phone", "name", "member", "content", "photos", "status", "reply", "replied_by", "replied_at",
                     "operator", "created_at"]
-    label_columns = labels(phone=_l("Phone"), name=_l("Name"), content=_l("Content"), reply=_l("Reply"),
-                           replied_at=_l("Replied at"), created_at=_l("Submitted at"), member=_l("Member"),
+    formatters_columns = {"photos": photo_thumbnails}
+    label_columns = labels(phone=_l("Feedback phone"), name=_l("Feedback name"), content=_l("Feedback content"),
+                           reply=_l("Reply"), status=_l("Handling status"), replied_by=_l("Handled by"),
+                           replied_at=_l("Handled at"), created_at=_l("Feedback time"), member=_l("Member"),
                            photos=_l("Photos"))
+    reply_form = FeedbackReplyForm
+    reply_service = "reply_feedback"
+    reply_title = _l("Reply to feedback")
 
-    def pre_update(self, item):
-        super().pre_update(item)
-        masterdata.mark_replied(item, g.user)
+    @expose("/reply/<int:pk>", methods=["GET", "POST"])
+    @has_access
+    @permission_name("reply")
+    def reply(self, pk):
+        return self._reply(pk)
 
 
 def flash_errors(messages):

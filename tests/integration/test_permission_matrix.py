@@ -217,6 +217,10 @@ class Caller:
                 if row.endpoint == "appbuilder.static":
                     return self.fab_static_file
                 return self.probe
+            if row.endpoint.startswith("member_api."):      # member API path values (invoice_id, payment_no, ...)
+                return str(pk)
+            if name == "gateway_code":                     # WeChat Pay callbacks (app/payments_notify.py)
+                return "matrixprobe"
             raise AssertionError(f"no value for <{name}> in {row.rule}")
 
         url = CONVERTER.sub(value, row.rule)

@@ -58,3 +58,10 @@ def test_a_disabled_member_is_refused_and_revoked_tokens_stop_working(app, clien
     with app.app_context():
         revoke_tokens(a)
     assert client.get("/api/app/v1/me", headers=headers).get_json()["code"] == "token_invalid"
+def test_routing_errors_under_the_prefix_answer_json(app, client):
+    rv = client.get("/api/app/v1/no-such-thing")
+    assert rv.status_code == 404 and rv.get_json()["code"] == "not_found"
+    rv = client.get("/api/app/v1/invoices/99999999999999999999")
+    assert rv.status_code == 404 and rv.get_json()["code"] == "not_found"
+    assert client.get("/nothing-here").status_code == 404
+    assert client.get("/nothing-here").get_json() is None

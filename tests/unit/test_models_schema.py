@@ -26,11 +26,13 @@ TENANT_TABLES = {
     "ev_card", "ev_channel", "ev_payment", "ev_invoice", "ev_campaign", "ev_coupon_template",
     "ev_coupon_campaign", "ev_coupon", "ev_daily_station_stat", "ev_partner", "ev_push_log",
     "ev_daily_channel_stat", "ev_partner_station", "ev_reconciliation_dispute",
+    "ev_refund",  # payments (issue 11 C)
+    "ev_organization_entry",  # organization account ledger (issue 11 E)
 }
 GLOBAL_TABLES = {"ev_operator", "ev_manufacturer", "ev_pile_model", "ev_fault_type",
                  "ev_payment_gateway"}
 CHILD_TABLES = {"ev_price_period", "ev_order_period", "ev_meter_sample", "ev_invoice_order",
-                "ev_campaign_station", "ev_campaign_period", "ev_coupon_template_station",
+                "ev_campaign_station", "ev_campaign_channel", "ev_campaign_period", "ev_coupon_template_station",
                 "ev_coupon_campaign_member", "ev_coupon_campaign_item"}
 EXPECTED_TABLES = TENANT_TABLES | GLOBAL_TABLES | CHILD_TABLES
 
@@ -53,11 +55,14 @@ EXPECTED_UNIQUE = [
     ("ev_pile_bill", ("serial",)),
     ("ev_occupancy_order", ("order_no",)),
     ("ev_wallet_entry", ("idempotency_key",)),
+    ("ev_organization_entry", ("idempotency_key",)),
     ("ev_coupon", ("code",)),
     ("ev_partner", ("operator_id", "partner_operator_code")),
     ("ev_payment", ("payment_no",)),
     ("ev_payment_gateway", ("code",)),
+    ("ev_refund", ("refund_no",)),
     ("ev_daily_station_stat", ("station_id", "day")),
+    ("ev_invoice_order", ("order_id",)),          # partial: one live (not released) invoice per order
 ]
 
 EXPECTED_INDEXES = [
@@ -70,6 +75,7 @@ EXPECTED_INDEXES = [
     ("ev_alarm", ("operator_id", "started_at")),
     ("ev_connector_status_log", ("connector_id", "at")),
     ("ev_wallet_entry", ("member_id", "id")),
+    ("ev_organization_entry", ("organization_id", "id")),
 ]
 
 # column name -> (precision, scale) for money-like columns

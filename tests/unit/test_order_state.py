@@ -27,7 +27,10 @@ NOT_AN_ORDER = {
     "bill",                      # PileBill (charging)
     "p", "payment",              # Payment (settlement)
     "item",                      # FaultReport / Feedback (masterdata)
+    "invoice",                   # Invoice (invoices)
+    "report", "feedback",        # FaultReport / Feedback (member_requests)
     "log", "row",                # PushLog (interconnect client and pushes)
+    "refund",                    # Refund (payments)
 }
 
 
