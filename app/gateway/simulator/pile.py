@@ -153,6 +153,7 @@ class VirtualPile:
         self.model_id = "0000"
         self.power_limit = 100
         self.disabled = False
+        self.qr_prefix = None                 # (kind, prefix) of the last 0xF0
         self.cards: dict[bytes, Card] = {}
         self.bills: dict[str, PendingBill] = {}
         self.sock = None
@@ -612,6 +613,10 @@ class VirtualPile:
         self._send(RemoteUpdateReply(pile_code=self.code, status=0), header)
 
     def on_qr_prefix(self, header, msg) -> None:
+        self.qr_prefix = (msg.prefix_kind, msg.prefix)
+        prefixes = getattr(self.stats, "qr_prefixes", None)
+        if prefixes is not None:
+            prefixes[self.code] = [msg.prefix_kind, msg.prefix]
         self._send(QrCodePrefixReply(pile_code=self.code, result=1), header)
 
 

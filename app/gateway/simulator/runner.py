@@ -44,6 +44,7 @@ class Stats:
     bills_acked: int = 0
     bills_unacked: int = 0
     commands: dict[int, int] = field(default_factory=dict)
+    qr_prefixes: dict[str, list] = field(default_factory=dict)   # pile code -> [kind, prefix] of its last 0xF0
     latencies: array = field(default_factory=lambda: array("d"))
     warmup_latencies: array = field(default_factory=lambda: array("d"))
     recent: deque = field(default_factory=lambda: deque(maxlen=5000))
@@ -69,6 +70,7 @@ class Stats:
                if isinstance(v, int) and not isinstance(v, bool)}
         out["seconds"] = round(time.monotonic() - self.started, 1)
         out["commands"] = {f"0x{k:02X}": v for k, v in sorted(self.commands.items())}
+        out["qr_prefixes"] = dict(self.qr_prefixes)
         for name, samples in (("heartbeat_ack", self.latencies), ("heartbeat_ack_warmup", self.warmup_latencies)):
             out[name] = latency_summary(samples)
         return out
