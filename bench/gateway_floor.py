@@ -15,7 +15,10 @@ a separate process), in two phases each:
 
 For each phase, after a warm-up (logins, billing model), CPU seconds of the server process are read
 from ``/proc/<pid>/stat`` (utime + stime) and frames are counted by the server (the gateway's
-``ykc_gateway_frames_in_total`` metrics, the floor's own counter) over the measured window. The
+``ykc_gateway_frames_in_total`` metrics, the floor's own counter) over the measured window; the
+machine's load average at both ends of the window is stored with each phase (a shared 2-core
+machine: above ~2, the load generator falls behind, piles whose heartbeats go unanswered for 0.75 s
+reconnect, and the gateway's figures include logins). The
 gateway runs as in production (``python run.py gateway``): database-backed logins (PostgreSQL
 bench database, as ``bench/gateway_load.py``), live state in Redis, batched DB writes, metrics,
 the order hooks (``gateway``); then once more with the no-op hooks (``gateway_without_order_hooks``:
@@ -156,6 +159,7 @@ def run_phase(name, server_pid, count_frames, args, env, work) -> dict:
            *PHASES[name]]
     sim = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     time.sleep(args.warmup)
+    load0 = os.getloadavg()[0]
     cpu0, _ = proc_sample(server_pid)
     sim_cpu0, _ = proc_sample(sim.pid)
     frames0, t0 = count_frames(), time.monotonic()
@@ -181,6 +185,9 @@ def run_phase(name, server_pid, count_frames, args, env, work) -> dict:
         "rss_mib": round(rss, 1), "simulator_cpu_pct": round((sim_cpu1 - sim_cpu0) / (t1 - t0) * 100, 1),
         "heartbeat_ack_ms": summary.get("heartbeat_ack"), "simulator_dropped": summary.get("dropped"),
         "simulator_errors": summary.get("errors"),
+        # the machine's 1-minute load average at the start and end of the window (2 cores: above 2,
+        # processes queue for the CPU and every figure here gets noisier)
+        "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
     }
 
 
@@ -216,6 +223,7 @@ def main(argv=None) -> int:
     p.add_argument("--port", type=int, default=28777)
     p.add_argument("--metrics-port", type=int, default=29118)
     p.add_argument("--output", default=str(DEFAULT_OUTPUT))
+    p.add_argument("--note", default="", help="a remark stored with the results (e.g. how busy the machine was)")
     args = p.parse_args(argv)
     if args.serve_floor:
         serve_floor(int(args.serve_floor[0]), args.serve_floor[1])
@@ -304,6 +312,7 @@ def main(argv=None) -> int:
                   "frames": "counted by the server (gateway: ykc_gateway_frames_in_total; floor: own counter)"},
         **results, "ratio": ratios,
         "target": "gateway CPU per frame <= 2x the floor's (>= 50 % of its frames per core)",
+        **({"note": args.note} if args.note else {}),
         "target_met": {variant: {name: r["over_floor_cpu"] <= 2.0 for name, r in by_phase.items()}
                        for variant, by_phase in ratios.items()},
     }

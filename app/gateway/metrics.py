@@ -74,7 +74,7 @@ class Metrics:
     """Counters, gauges (callables read at scrape time) and histograms with labels."""
 
     def __init__(self):
-        self._counters: dict[tuple[str, tuple], float] = {}
+        self.counters: dict[tuple[str, tuple], float] = {}     # key() -> value; per-frame paths bump it directly
         self._histograms: dict[tuple[str, tuple], _Histogram] = {}
         self._gauges: dict[str, Callable[[], float]] = {}
         self._lock = threading.Lock()
@@ -86,7 +86,7 @@ class Metrics:
 
     def inc(self, name: str, amount: float = 1, **labels) -> None:
         key = (name, tuple(sorted(labels.items())) if labels else ())
-        self._counters[key] = self._counters.get(key, 0) + amount
+        self.counters[key] = self.counters.get(key, 0) + amount
 
     @staticmethod
     def key(name: str, **labels) -> tuple:
@@ -95,7 +95,7 @@ class Metrics:
 
     def add(self, key: tuple, amount: float = 1) -> None:
         """:meth:`inc` with a precomputed :meth:`key` (no label sorting per call)."""
-        counters = self._counters
+        counters = self.counters
         counters[key] = counters.get(key, 0) + amount
 
     def observe(self, name: str, value: float, **labels) -> None:
@@ -109,7 +109,7 @@ class Metrics:
         self._gauges[name] = read
 
     def value(self, name: str, **labels) -> float:
-        return self._counters.get((name, tuple(sorted(labels.items())) if labels else ()), 0)
+        return self.counters.get((name, tuple(sorted(labels.items())) if labels else ()), 0)
 
     def render(self) -> str:
         """The Prometheus text exposition (format 0.0.4)."""
@@ -129,7 +129,7 @@ class Metrics:
                 lines.append(f"{name} {float(read()):g}")
             except Exception:  # a gauge must never break the scrape
                 log.exception("gauge %s failed", name)
-        for (name, labels), value in sorted(self._counters.items()):
+        for (name, labels), value in sorted(self.counters.items()):
             header(name)
             lines.append(f"{name}{_labels(labels)} {value:g}")
         for (name, labels), hist in sorted(self._histograms.items(), key=lambda kv: kv[0]):

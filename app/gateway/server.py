@@ -40,6 +40,8 @@ from app.services.charging_hooks import load_hooks
 log = logging.getLogger(__name__)
 
 MIN_NODE_TTL = 2.0          # seconds: the derived node liveness TTL is never shorter
+MIN_DEADLINE_INTERVAL = 0.05    # seconds: bounds of the derived session deadline sweep interval
+MAX_DEADLINE_INTERVAL = 0.5
 
 
 @dataclass
@@ -65,6 +67,10 @@ class GatewaySettings:
     node_ttl: float = 0.0
     node_refresh: float = 0.0
     sweep_interval: float = 0.0
+    # Session deadlines (idle, login, heartbeat, time sync) are checked by one sweeper greenlet this
+    # often (0: a quarter of the shortest of them, at most 0.5 s): a deadline is acted on at most one
+    # sweep late.
+    deadline_interval: float = 0.0
 
     def __post_init__(self):
         if not self.node_ttl:
@@ -73,6 +79,9 @@ class GatewaySettings:
             self.node_refresh = self.node_ttl / 3
         if not self.sweep_interval:
             self.sweep_interval = max(0.25, self.heartbeat_interval / 4)
+        if not self.deadline_interval:
+            shortest = min(self.idle_timeout, self.login_timeout, self.heartbeat_timeout, self.time_sync_interval)
+            self.deadline_interval = min(MAX_DEADLINE_INTERVAL, max(MIN_DEADLINE_INTERVAL, shortest / 4))
 
     @property
     def heartbeat_timeout(self) -> float:
@@ -195,6 +204,7 @@ class Gateway(StreamServer):
             gevent.spawn(self._every, settings.flush_interval, self.state.batch.flush),
             gevent.spawn(self._every, settings.node_refresh, self._announce),
             gevent.spawn(self._every, settings.sweep_interval, self.sweep),
+            gevent.spawn(self._every, settings.deadline_interval, self.sweep_deadlines),
             gevent.spawn(self._every, settings.gc_freeze_interval, gc.freeze),
             gevent.spawn(self._every, settings.gc_full_interval, full_collection),
         ] + [gevent.spawn(self._every, interval, self._in_lane(fn))       # e.g. the realtime-sample flush
@@ -262,6 +272,15 @@ class Gateway(StreamServer):
         if self.stopping:
             return {}
         return gateway_nodes.sweep_dead_nodes(self.redis, self.state.lane, exclude=self.settings.node)
+
+    def sweep_deadlines(self) -> None:
+        """Close sessions whose idle/login/heartbeat deadline passed and send due time syncs (see
+        ``PileSession.due``); only sessions blocked on their socket (waiting for bytes, or sending to
+        a pile that does not read) are checked, as the socket timeout of a session's own loop did."""
+        now = time.monotonic()
+        for session in list(self.connections):
+            if (session.waiting or session.sending) and not session.closed:
+                session.due(now)
 
     def _in_lane(self, fn):
         """``fn`` run in the database lane (app context, platform scope, the SQLite semaphore)."""

@@ -8,7 +8,9 @@ Lifecycle: connect -> login (0x01) within ``login_timeout`` (frames before it ar
 connection that sends only junk is closed after ``max_garbage`` bytes) -> success (0x02 result
 0, time sync 0x56) or refusal (0x02 result 1, close) -> heartbeats; no heartbeat for
 ``heartbeat_interval * heartbeat_misses`` or no byte for ``idle_timeout`` closes the session, and
-the pile and its guns go offline. A handler error is logged and never ends the session.
+the pile and its guns go offline (checked for all sessions by one sweeper greenlet of the gateway,
+``Gateway.sweep_deadlines``: a session blocks in ``recv`` without a timeout). A handler error is
+logged and never ends the session; a failed send does (the pile is gone).
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ from app.gateway.ykc import (
     ParallelPileStartReply,
     ParallelPileStartRequest,
     PileStartReply,
+    QrCodePrefix,
     RawFrame,
     TimeSync,
     TransactionRecordAck,
     encode_frame,
+    encode_raw,
     encode_reply,
     utcnow,
 )
@@ -92,6 +96,8 @@ class PileSession:
         self.price_pending = False
         self.pending_model: str | None = None
         self.closed = False
+        self.waiting = False                    # blocked in recv: the deadline sweeper may close it
+        self.sending = 0                        # greenlets blocked sending to it: the same
         self.close_reason = ""
         self.replaced = False
 
@@ -110,48 +116,58 @@ class PileSession:
         finally:
             self._teardown()
 
-    def _deadline(self) -> tuple[float, str]:
+    def due(self, now: float) -> None:
+        """Deadlines, checked by the gateway's sweeper (one greenlet for all sessions, see
+        ``Gateway.sweep_deadlines``) while this session waits for bytes: no byte for ``idle_timeout``,
+        no login within ``login_timeout`` or no heartbeat for ``heartbeat_timeout`` closes it; a due
+        time sync (0x56) is sent. The sessions themselves block in ``recv`` without a timeout (a
+        per-receive timeout is a timer per frame under gevent)."""
         s = self.settings
-        deadlines = [(self.last_rx + s.idle_timeout, "idle timeout")]
+        deadline, why = self.last_rx + s.idle_timeout, "idle timeout"
         if self.pile is None:
-            deadlines.append((self.connected_at + s.login_timeout, "login timeout"))
+            other, other_why = self.connected_at + s.login_timeout, "login timeout"
         else:
-            deadlines.append((self.last_heartbeat + s.heartbeat_timeout, "heartbeat timeout"))
-            deadlines.append((self.next_time_sync, "time sync"))
-        return min(deadlines)
+            other, other_why = self.last_heartbeat + s.heartbeat_timeout, "heartbeat timeout"
+        if other < deadline:
+            deadline, why = other, other_why
+        if deadline <= now:
+            self.close(why)
+        elif self.next_time_sync <= now:
+            self.next_time_sync = float("inf")            # sent by its own greenlet (a send may block)
+            gevent.spawn(self._timed_sync)
+
+    def _timed_sync(self) -> None:
+        if self.closed:
+            return
+        try:
+            self.send_time_sync()
+        except OSError:
+            self.close("socket error")
 
     def _loop(self) -> None:
+        sock, reader, event_of = self.sock, self.reader, self._event
+        metrics = self.gw.metrics
+        monotonic = time.monotonic
         while not self.closed:
-            deadline, why = self._deadline()
-            wait = deadline - time.monotonic()
-            if wait <= 0:
-                if why == "time sync":
-                    try:
-                        self.send_time_sync()
-                    except OSError:
-                        self.close("socket error")
-                        return
-                    continue
-                self.close(why)
-                return
-            self.sock.settimeout(wait)
+            self.waiting = True
             try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
+                data = sock.recv(4096)
             except OSError:
                 self.close_reason = self.close_reason or "socket error"
                 return
+            finally:
+                self.waiting = False
             if not data:
                 self.close_reason = self.close_reason or "socket closed"
                 return
-            self.last_rx = time.monotonic()
-            self.gw.metrics.add(BYTES_IN, len(data))
-            for event in self.reader.feed(data):
-                self._event(event)
+            self.last_rx = monotonic()
+            counters = metrics.counters
+            counters[BYTES_IN] = counters.get(BYTES_IN, 0) + len(data)
+            for event in reader.feed(data):
+                event_of(event)
                 if self.closed:
                     return
-            if self.pile is None and self.reader.junk_only(self.settings.max_garbage):
+            if self.pile is None and reader.junk_only(self.settings.max_garbage):
                 self.close("garbage only")
 
     def close(self, reason: str) -> None:
@@ -196,11 +212,39 @@ class PileSession:
         self.send_raw(frame, msg.frame_type)
 
     def send_raw(self, frame: bytes, frame_type: int) -> None:
-        with self.send_lock:
-            self.sock.sendall(frame)
-        metrics = self.gw.metrics
-        metrics.add(FRAMES_OUT[frame_type & 0xFF])
-        metrics.add(BYTES_OUT, len(frame))
+        """Send a whole frame. While no other greenlet is sending (the usual case: a reply from the
+        session's own greenlet) it goes out with one nonblocking send on the underlying socket (which
+        cannot switch greenlets, so nothing interleaves); the rest, if the socket buffer was full, and
+        any send while another is under way, go through the lock and ``sendall``."""
+        lock = self.send_lock
+        raw = None if lock.locked() else getattr(self.sock, "_sock", None)     # gevent's real socket
+        try:
+            if raw is not None:
+                try:
+                    sent = raw.send(frame)
+                except BlockingIOError:
+                    sent = 0
+                if sent < len(frame):
+                    self._send_blocking(frame[sent:])
+            else:
+                self._send_blocking(frame)
+        except OSError:
+            self.close("socket error")           # the pile is gone: the rest of what it sent is not handled
+            raise
+        counters = self.gw.metrics.counters
+        key = FRAMES_OUT[frame_type & 0xFF]
+        counters[key] = counters.get(key, 0) + 1
+        counters[BYTES_OUT] = counters.get(BYTES_OUT, 0) + len(frame)
+
+    def _send_blocking(self, data: bytes) -> None:
+        """``sendall`` under the lock; a greenlet blocked here (a pile that stops reading) is subject
+        to the session's deadlines like one waiting for bytes (the sweeper closes the socket)."""
+        self.sending += 1
+        try:
+            with self.send_lock:
+                self.sock.sendall(data)
+        finally:
+            self.sending -= 1
 
     def send_time_sync(self) -> None:
         self.next_time_sync = time.monotonic() + self.settings.time_sync_interval
@@ -217,8 +261,10 @@ class PileSession:
                 metrics.inc("ykc_gateway_decode_errors_total")
                 log.debug("pile %s: %s: %s", self.code or self.peer, event.kind, event.detail)
             return
-        frame_type = event.header.frame_type
-        metrics.add(FRAMES_IN[frame_type])
+        frame_type = event.raw[5]
+        counters = metrics.counters
+        key = FRAMES_IN[frame_type]
+        counters[key] = counters.get(key, 0) + 1
         msg = event.message
         reason = self._refuse_reason(frame_type, msg)
         if reason:
@@ -230,7 +276,9 @@ class PileSession:
                 handler(self, event)
             if self.waiters:
                 self._resolve(frame_type, msg, event.raw)
-        except Exception:
+        except Exception as exc:
+            if self.closed and isinstance(exc, OSError):     # a failed send closed the session: the pile is gone
+                return
             metrics.inc("ykc_gateway_handler_errors_total", type=frame_label(frame_type))
             log.exception("pile %s: handling frame 0x%02X failed", self.code or self.peer, frame_type)
 
@@ -273,12 +321,14 @@ class PileSession:
         self.gw.metrics.inc("ykc_gateway_logins_total", result="ok")
         self.send(LoginAck(pile_code=msg.pile_code, result=0), event.header)
         self.send_time_sync()
+        if info.qr_prefix:                       # its model takes the QR prefix (0xF0, kind 0: prefix + pile)
+            self.send(QrCodePrefix(pile_code=msg.pile_code, prefix_kind=0, prefix=info.qr_prefix))
 
     def on_heartbeat(self, event: FrameEvent) -> None:
         msg = event.message
         # 0x04 = the request's pile code and gun (its first 8 body bytes, as decoded) + 0
-        self.send_raw(encode_frame(RawFrame(HeartbeatAck.FRAME_TYPE, event.raw[6:14] + b"\x00"),
-                                   event.header.seq_bytes), HeartbeatAck.FRAME_TYPE)
+        raw = event.raw
+        self.send_raw(encode_raw(HeartbeatAck.FRAME_TYPE, raw[2:4], raw[6:14] + b"\x00"), HeartbeatAck.FRAME_TYPE)
         self.last_heartbeat = time.monotonic()
         self.gw.state.heartbeat(self.pile, msg.gun, msg.gun_state, self.last_heartbeat)
         self.maybe_push_price()

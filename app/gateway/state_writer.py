@@ -97,6 +97,26 @@ def iso(value: datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value else ""
 
 
+class SecondStamp:
+    """``iso(utcnow())`` (second resolution) for per-frame paths: the clock is read again only once the
+    second it returned has passed (by the monotonic clock), not for every frame."""
+
+    __slots__ = ("text", "until")
+
+    def __init__(self):
+        self.text = ""
+        self.until = 0.0
+
+    def __call__(self) -> str:
+        mono = time.monotonic()
+        if mono < self.until:
+            return self.text
+        now = utcnow()
+        self.text = iso(now)
+        self.until = mono + 1 - now.microsecond / 1e6
+        return self.text
+
+
 def realtime_fields(msg: RealtimeData, status: str | None, at: datetime) -> dict:
     """The live gun hash written for a 0x13 frame."""
     power = q_live_power(msg.output_voltage * msg.output_current / 1000)
@@ -139,6 +159,7 @@ class PileInfo:
     ttl_at: float = 0.0                  # monotonic time of the last owner-key refresh
     db_heartbeat_at: float = 0.0         # monotonic time of the last heartbeat written to the DB
     live_heartbeat: str = ""             # the live ``last_heartbeat`` last written (second resolution)
+    qr_prefix: str = ""                  # QR prefix pushed (0xF0) at login: its model supports it and one is set
 
 
 # --- database ------------------------------------------------------------------------------------------
@@ -410,7 +431,9 @@ class GatewayState:
         self.batch = DbBatch(self.lane, metrics)
         self.live = LiveWriter(redis, metrics)
         self.registry = Registry(redis)
+        self.stamp = SecondStamp()
         self._models: dict[int, tuple[float, dict | None]] = {}
+        self._model_locks: dict[int, object] = {}        # station id -> semaphore of its model load
         self._hooked = {name for name in ("on_remote_start_reply", "on_remote_stop_reply", "on_realtime",
                                           "on_bms", "on_ground_lock", "on_transaction_record")
                         if overrides(self.hooks, name)}
@@ -440,12 +463,30 @@ class GatewayState:
             stale = any(self.batch.touches(pile_id) for pile_id in infos)   # earlier sessions' writes pending
             if infos and not stale:
                 self._load_connectors(s, infos)
+            if infos:
+                self._load_qr_prefixes(s, infos)
         if stale:
             self.batch.flush()
             with self.lane() as s:
                 self._load_connectors(s, infos)
         by_code = {info.code: info for info in infos.values()}
         return {code: by_code.get(code) for code in codes}
+
+    @staticmethod
+    def _load_qr_prefixes(s, infos: dict[int, PileInfo]) -> None:
+        """The QR prefix of each pile whose model supports 0xF0 (app.services.qrcodes: the operator's
+        default channel prefix); one query, plus one per operator of such piles."""
+        from app.models import PileModel
+        from app.services import qrcodes
+
+        supported = s.scalars(select(Pile.id).join(PileModel, PileModel.id == Pile.model_id)
+                              .where(Pile.id.in_(list(infos)), PileModel.supports_qr_prefix.is_(True))).all()
+        prefixes: dict[int, str] = {}
+        for pile_id in supported:
+            info = infos[pile_id]
+            if info.operator_id not in prefixes:
+                prefixes[info.operator_id] = qrcodes.prefix_for(info.operator_id, session=s)
+            info.qr_prefix = prefixes[info.operator_id]
 
     @staticmethod
     def _load_connectors(s, infos: dict[int, PileInfo]) -> None:
@@ -521,8 +562,7 @@ class GatewayState:
     # frames
 
     def heartbeat(self, info: PileInfo, gun_text: str, gun_state: int, mono: float) -> None:
-        now = utcnow()
-        text = iso(now)
+        text = self.stamp()
         if text != info.live_heartbeat:          # second resolution: a rewrite in the same second is a no-op
             info.live_heartbeat = text
             self.live.hset(pile_key(info.code), {"last_heartbeat": text})
@@ -536,19 +576,18 @@ class GatewayState:
             self.live.expire(owner_key(info.code), ttl)
         if mono - info.db_heartbeat_at >= self.settings.heartbeat_db_interval:
             info.db_heartbeat_at = mono
-            self.batch.pile(info.id, last_heartbeat_at=now)
+            self.batch.pile(info.id, last_heartbeat_at=utcnow())
 
     def realtime(self, info: PileInfo, gun: ConnectorRef, msg: RealtimeData) -> None:
-        now = utcnow()
         if msg is gun.last_realtime and gun.synced and gun.live_sent is not None:
             # the same body as this gun's last 0x13 (the reader hands a repeat the same object):
             # status, figures and faults are as applied then; only the time moves on
-            stamp = iso(now)
+            stamp = self.stamp()
             if gun.live_sent["updated_at"] != stamp:
                 gun.live_sent["updated_at"] = stamp
                 self.live.hset(gun_key(gun.code), {"updated_at": stamp})
         else:
-            self._apply_realtime(info, gun, msg, now)
+            self._apply_realtime(info, gun, msg, utcnow())
         if self._realtime_hooked and self.hooks.wants_realtime(info, gun, msg):
             self._hook("on_realtime", info, gun, msg)
 
@@ -629,11 +668,23 @@ class GatewayState:
     # pricing
 
     def billing_model(self, station_id: int) -> dict | None:
-        """BillingModelReply fields of the station's template (cached), or None without a usable one."""
-        now = time.monotonic()
+        """BillingModelReply fields of the station's template (cached), or None without a usable one.
+        One load per station at a time: in a login storm a thousand piles of a station ask at once
+        (0x05/0x09); the others wait for that load instead of each querying the database."""
         hit = self._models.get(station_id)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
+        lock = self._model_locks.get(station_id)
+        if lock is None:
+            lock = self._model_locks[station_id] = _semaphore(1)
+        with lock:
+            now = time.monotonic()
+            hit = self._models.get(station_id)
+            if hit is not None and hit[0] > now:          # loaded while this one waited
+                return hit[1]
+            return self._load_billing_model(station_id, now)
+
+    def _load_billing_model(self, station_id: int, now: float) -> dict | None:
         fields = None
         with self.lane() as s:
             station = s.get(Station, station_id)

@@ -19,6 +19,7 @@ from .frame import (
     check_crc,
     decode_frame,
     encode_frame,
+    encode_raw,
     encode_reply,
     expected_frame_size,
 )
@@ -117,6 +118,7 @@ __all__ = [
     "crc16_modbus",
     "decode_frame",
     "encode_frame",
+    "encode_raw",
     "encode_reply",
     "expected_frame_size",
     "message_class",

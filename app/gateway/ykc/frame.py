@@ -18,6 +18,7 @@ __all__ = [
     "check_crc",
     "decode_frame",
     "encode_frame",
+    "encode_raw",
     "encode_reply",
     "expected_frame_size",
 ]
@@ -98,6 +99,14 @@ def encode_frame(msg: Message | RawFrame, seq: int | bytes, *, crc_order: str = 
     if crc_order == CRC_HIGH_FIRST:
         return frame + value.to_bytes(2, "big")
     return frame + value.to_bytes(2, "little")
+
+
+def encode_raw(frame_type: int, seq_bytes: bytes, body: bytes) -> bytes:
+    """:func:`encode_frame` of ``RawFrame(frame_type, body)`` with the request's two sequence bytes and
+    the CRC low byte first, without the checks (for a reply built on a per-frame path from bytes
+    already validated: a type byte, at most MAX_BODY_SIZE bytes of body)."""
+    frame = b"%c%c%b\x00%c%b" % (START, len(body) + 4, seq_bytes, frame_type, body)
+    return frame + crc16_modbus(frame, 2).to_bytes(2, "little")
 
 
 def encode_reply(msg: Message, request: Header, *, crc_order: str = CRC_LOW_FIRST) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .crc import CRC_LOW_FIRST
 from .errors import DecodeError
 from .frame import (
     HEADER_SIZE,
@@ -30,13 +31,41 @@ INTERNAL_ERROR = "internal_error"
 _START = bytes((START,))
 
 
-@dataclass(frozen=True)
 class FrameEvent:
-    """A complete frame: ``message`` is a typed Message, or a RawFrame for unknown/encrypted types."""
+    """A complete frame: ``message`` is a typed Message, or a RawFrame for unknown/encrypted types;
+    ``raw`` the frame's bytes. Its :class:`Header` is built on first use (a per-frame path reads
+    ``frame_type`` and ``raw`` only)."""
 
-    header: Header
-    message: Message | RawFrame
-    raw: bytes
+    __slots__ = ("message", "raw", "_header", "_order", "_mismatch")
+
+    def __init__(self, header: Header | None, message: Message | RawFrame, raw: bytes,
+                 order: str = CRC_LOW_FIRST, mismatch: bool = False) -> None:
+        self._header = header
+        self.message = message
+        self.raw = raw
+        self._order = order
+        self._mismatch = mismatch
+
+    @property
+    def header(self) -> Header:
+        header = self._header
+        if header is None:
+            header = self._header = frame_header(self.raw, self._order, self._mismatch)
+        return header
+
+    @property
+    def frame_type(self) -> int:
+        return self.raw[5]
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, FrameEvent):
+            return NotImplemented
+        return (self.header, self.message, self.raw) == (other.header, other.message, other.raw)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"FrameEvent(header={self.header!r}, message={self.message!r}, raw={self.raw!r})"
 
 
 @dataclass(frozen=True)
@@ -112,7 +141,17 @@ class FrameReader:
         """Add received bytes; return the frames and error events completed by them, in stream order."""
         events: list[Event] = []
         try:
-            self.bytes_received += len(data)
+            size = len(data)
+            if not self._buf and MIN_FRAME_SIZE <= size <= self.max_frame_size and data[0] == START \
+                    and data[1] + 4 == size and data[4] <= 1:
+                # the common case: exactly one whole frame arrived (what the scan's own fast path takes)
+                frame = bytes(data)
+                order = check_crc(frame)
+                if order is not None:
+                    self.bytes_received += size
+                    self._emit(events, frame, order, False)
+                    return events
+            self.bytes_received += size
             self._buf += data
             self._scan(events)
         except Exception as exc:  # never let a bad input kill the connection handler
@@ -161,7 +200,7 @@ class FrameReader:
             msg = self._decoded.get(key)
             if msg is not None:
                 self.frames += 1
-                events.append(FrameEvent(frame_header(frame, order), msg, frame))
+                events.append(FrameEvent(None, msg, frame, order))
                 return
         try:
             header, msg = _decode_checked(frame, order, length_mismatch=mismatch, strict=self.strict)
