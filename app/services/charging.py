@@ -20,7 +20,7 @@ from app.extensions import db, get_redis
 from app.models import Card, ChargeOrder, Connector, Member, MeterSample, OrderEvent, Pile, utcnow
 from app.models.base import N_
 from app.models.order import ACTIVE_ORDER_STATUSES, START_METHOD_YKC
-from app.services import discounts, order_state, organizations
+from app.services import discounts, occupancy, order_state, organizations
 from app.services.errors import (  # ChargingError and the typed start refusals
     AccountNotActive,
     BalanceTooLow,
@@ -188,8 +188,6 @@ def _session_committed(order, limit):
     """After the new order is committed, in this order: its Redis session key, then the end of the
     previous session's occupation (a unit of work of its own; it never blocks the start). Raises
     ChargingError when the session key cannot be written (the order is failed: nothing goes to the pile)."""
-    from app.services import occupancy
-
     order_id, connector_id, at = order.id, order.connector_id, order.start_requested_at or utcnow()
     try:
         _remember(order, limit)
@@ -676,7 +674,7 @@ def record_bill(bill, msg):
 
 def finish_with_bill(order_id):
     """Price the session (the platform's figure is authoritative), then settle or flag it."""
-    from app.services import occupancy, pricing, settlement
+    from app.services import pricing, settlement
 
     order = db.session.get(ChargeOrder, order_id)
     result = pricing.reprice_order(order)
@@ -830,10 +828,9 @@ class OrderHooks(_hooks_base()):
 
     def _plug_news(self, gun, msg) -> bool:
         """The plug state changed since the last report to occupancy (or it is due again)."""
-        from app.services.occupancy import SEEN_REFRESH_SECONDS
-
         last = self._plug_reported.get(gun.id)
-        return last is None or last[0] != msg.gun_plugged or time.monotonic() - last[1] > SEEN_REFRESH_SECONDS
+        return (last is None or last[0] != msg.gun_plugged
+                or time.monotonic() - last[1] > occupancy.SEEN_REFRESH_SECONDS)
 
     def wants_realtime(self, pile, gun, msg):
         """A frame with a transaction serial goes to the order logic; one without only matters to
@@ -842,16 +839,12 @@ class OrderHooks(_hooks_base()):
         return bool(serial and serial.strip("0")) or self._plug_news(gun, msg)
 
     def on_realtime(self, pile, gun, msg):
-        from app.services import occupancy
-
         record_realtime(msg)
         if self._plug_news(gun, msg):
             occupancy.on_connector_state(gun.id, plugged=msg.gun_plugged == 1, parked=None, at_utc=utcnow())
             self._plug_reported[gun.id] = (msg.gun_plugged, time.monotonic())
 
     def on_ground_lock(self, pile, gun, msg):
-        from app.services import occupancy
-
         parked = {0x00: False, 0xFF: True}.get(msg.parking_state)
         occupancy.on_connector_state(gun.id, plugged=None, parked=parked, at_utc=utcnow())
 
