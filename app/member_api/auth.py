@@ -23,17 +23,17 @@ def _secret():
 
 
 def _epoch(member_id):
-    from app.extensions import redis_holder
+    from app.extensions import get_redis
 
-    raw = redis_holder.client.get(f"cpms:member:token_epoch:{member_id}")
+    raw = get_redis().get(f"cpms:member:token_epoch:{member_id}")
     return int(raw) if raw else 0
 
 
 def revoke_tokens(member_id):
     """Refuse every token of the member issued so far (logout everywhere, disable, password change)."""
-    from app.extensions import redis_holder
+    from app.extensions import get_redis
 
-    redis_holder.client.incr(f"cpms:member:token_epoch:{member_id}")
+    get_redis().incr(f"cpms:member:token_epoch:{member_id}")
 
 
 def issue_tokens(member):

@@ -33,6 +33,7 @@ ERRORS = {
     "wechat_code_invalid": (400, _l("The WeChat login code is invalid or used, please log in again.")),
     "wechat_busy": (503, _l("WeChat is busy, please try again later.")),
     "wechat_login_failed": (502, _l("WeChat login failed, please contact the operator.")),
+    "wechat_already_bound": (409, _l("This WeChat account is bound to another member.")),
     # stations, guns, charging, orders (stations.py, charging.py, orders.py)
     "qr_not_recognized": (404, _l("This QR code does not name a charging gun of ours.")),
     "gun_not_selected": (400, _l("This pile has several guns: choose one.")),

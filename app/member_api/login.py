@@ -180,6 +180,48 @@ def wechat_login():
     return _logged_in(member, created)
 
 
+@bp.post("/auth/wechat/bind")
+@member_required
+@errors("channel_unknown", "wechat_code_invalid", "wechat_busy", "wechat_login_failed", "wechat_already_bound")
+def wechat_bind():
+    """Bind the mini program's WeChat identity to the logged-in member (who logged in by phone), so
+    WeChat Pay top-ups work.
+    ---
+    post:
+      summary: Bind WeChat to my account
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: WeChatLoginRequest
+      responses:
+        200:
+          description: the member
+          content:
+            application/json:
+              schema: MemberSchema
+    """
+    data = load(WeChatLoginRequest)
+    member = current_member()
+    try:
+        channel = member_accounts.wechat_channel(data["appid"])
+    except member_accounts.AccountError as exc:
+        raise ApiError(exc.code) from None
+    if channel.operator_id != member.operator_id:
+        raise ApiError("channel_unknown")
+    if not channel.app_secret:
+        raise ApiError("wechat_login_failed")
+    try:
+        session = wechat.code2session(channel.identifier, channel.app_secret, data["code"])
+    except wechat.WeChatLoginError as exc:
+        raise ApiError(exc.code) from None
+    try:
+        member = member_accounts.bind_wechat(member.id, channel, session["openid"], session["unionid"])
+    except member_accounts.AccountError as exc:
+        raise ApiError(exc.code) from None
+    return jsonify(dump(MemberSchema, member))
+
+
 @bp.post("/auth/refresh")
 @errors("token_invalid", "member_disabled")
 def refresh():

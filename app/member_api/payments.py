@@ -32,8 +32,9 @@ _REFUND_ERRORS = {"amount_invalid": "payment_amount_invalid", "balance_insuffici
 
 
 class TopUpRequest(Schema):
-    amount = fields.Decimal(required=True, places=None, metadata={"description": "yuan, whole fen, e.g. \"50.00\""},
-                            validate=validate.Range(min=0, min_inclusive=False))
+    # the amount's rules (more than 0, whole fen, PAYMENT_MIN_TOPUP..PAYMENT_MAX_TOPUP) are the payment
+    # service's: answered as payment_amount_invalid
+    amount = fields.Decimal(required=True, places=None, metadata={"description": "yuan, whole fen, e.g. \"50.00\""})
 
 
 class PayParamsSchema(Schema):
@@ -77,8 +78,7 @@ class TopUpSchema(Schema):
 
 
 class RefundRequest(Schema):
-    amount = fields.Decimal(places=None, metadata={"description": "yuan; default the whole balance"},
-                            validate=validate.Range(min=0, min_inclusive=False))
+    amount = fields.Decimal(places=None, metadata={"description": "yuan, more than 0; default the whole balance"})
     reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
     request_key = fields.String(validate=validate.Length(min=8, max=40),
                                 metadata={"description": "the same key again books the refund once"})

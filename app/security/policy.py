@@ -229,7 +229,7 @@ MEMBER_API = (
     "stations_nearby", "station_detail", "gun_by_qr",  # stations and guns (stations.py)
     "charging_start", "charging_stop", "charging_current", "charging_live",  # charging (charging.py)
     "orders_list", "order_detail", "occupancy_orders_list", "occupancy_order_detail",  # orders (orders.py)
-    "sms_code", "sms_login", "wechat_login", "refresh", "logout",  # login (login.py)
+    "sms_code", "sms_login", "wechat_login", "wechat_bind", "refresh", "logout",  # login (login.py)
     "update_me", "wallet", "wallet_entries",  # profile, wallet reading (profile.py, wallet.py)
     "invoice_orders", "request_invoice", "invoice_list", "invoice_detail",  # invoices (invoices.py)
     "fault_types", "fault_report_create", "fault_report_list", "fault_report_detail",  # fault reports, feedback

@@ -91,10 +91,10 @@ def _find(operator_id, phone=None, openid=None, unionid=None):
 
 
 def _lock(operator_id, phone, openid, unionid):
-    from app.extensions import redis_holder
+    from app.extensions import get_redis
 
     ident = openid or unionid or phone
-    return redis_holder.client.lock(f"cpms:member:register:{operator_id}:{ident}", timeout=15,
+    return get_redis().lock(f"cpms:member:register:{operator_id}:{ident}", timeout=15,
                                     blocking_timeout=10)
 
 
@@ -121,6 +121,23 @@ def find_or_register(operator_id, *, phone=None, openid=None, unionid=None, chan
     if created:
         events.member_registered.send(member_id=member.id)
     return member, created
+
+
+def bind_wechat(member_id, channel, openid, unionid=None):
+    """Bind the WeChat identity of ``channel``'s mini program to a member who logged in another way
+    (phone + code), so WeChat Pay can charge them. AccountError "wechat_already_bound" when the openid
+    belongs to another member of the operator, or the member holds another openid. Commits."""
+    member = db.session.get(Member, member_id)
+    if member is None or member.operator_id != channel.operator_id:
+        raise AccountError("channel_unknown")
+    with _lock(member.operator_id, None, openid, None):
+        other = _find(member.operator_id, openid=openid)
+        if (other is not None and other.id != member.id) or (member.openid and member.openid != openid):
+            raise AccountError("wechat_already_bound")
+        member.openid = openid
+        member.unionid = member.unionid or unionid
+        db.session.commit()
+    return member
 
 
 def _create(operator_id, **values):

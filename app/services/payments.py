@@ -165,10 +165,11 @@ def create_topup(member_id, amount, *, gateway=None, session=None):
     session = session or db.session
     cfg = current_app.config
     try:
-        amount = q_amount(amount)
+        raw = to_decimal(amount)
+        amount = q_amount(raw)
     except Exception:
         raise PaymentError("amount_invalid") from None
-    if (not has_places(amount, FEN) or amount < to_decimal(cfg["PAYMENT_MIN_TOPUP"])
+    if (not raw.is_finite() or not has_places(raw, FEN) or amount < to_decimal(cfg["PAYMENT_MIN_TOPUP"])
             or amount > to_decimal(cfg["PAYMENT_MAX_TOPUP"])):
         raise PaymentError("amount_invalid")
     member = session.get(Member, member_id, populate_existing=True)
@@ -488,10 +489,11 @@ def book_wallet_refund(member_id, amount=None, reason=None, *, requested_by_id=N
                                    .order_by(Refund.id)).all()
     balance = q_amount(member.balance or 0)
     try:
-        amount = balance if amount is None else q_amount(amount)
+        raw = balance if amount is None else to_decimal(amount)
+        amount = q_amount(raw)
     except Exception:       # not a number, or too big for the money columns
         raise PaymentError("amount_invalid") from None
-    if amount <= 0 or not has_places(amount, FEN):
+    if amount <= 0 or not has_places(raw, FEN):
         raise PaymentError("amount_invalid")
     if amount > balance:
         raise PaymentError("balance_insufficient")

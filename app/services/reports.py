@@ -48,6 +48,10 @@ class Filters:
     error: str | None = None
 
 
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(2099, 12, 31)
+
+
 def default_range(today=None, days=30):
     today = today or local_today()  # the operator's day (TIMEZONE), not the server's
     return today - timedelta(days=days - 1), today
@@ -67,6 +71,10 @@ def parse_range(start, end, today=None):
         d_start, d_end = default_range(today)
     if d_start > d_end:
         d_start, d_end = d_end, d_start
+    # dates far outside any data (9999-12-31) would overflow when turned into UTC bounds
+    d_start, d_end = max(d_start, EARLIEST_DAY), min(d_end, LATEST_DAY)
+    if d_start > d_end:
+        d_start, d_end, error = *default_range(today), "date"
     return d_start, d_end, error
 
 

@@ -55,9 +55,9 @@ def normalize_phone(value):
 
 
 def _redis():
-    from app.extensions import redis_holder
+    from app.extensions import get_redis
 
-    return redis_holder.client
+    return get_redis()
 
 
 # ----- senders ----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Channel, Member
 from app.services import events
-from tests.member_api.support import demo_member_ids
+from tests.member_api.support import demo_member_ids, headers_for
 from tests.member_api.wechat_fake import FakeWeChat
 
 WECHAT = "/api/app/v1/auth/wechat"
@@ -237,3 +237,37 @@ def test_app_secret_is_write_only_on_the_channel_form(app, admin_client):
     assert rv.status_code == 200 and "without spaces" in rv.get_data(as_text=True)
     with app.app_context():
         assert db.session.get(Channel, ch_id).app_secret == "NewSecret99"
+
+
+def test_a_phone_member_binds_wechat_once(app, client, wechat, minis):
+    """A member who logged in by phone binds the mini program's WeChat identity (for WeChat Pay); an openid
+    that belongs to someone else, another operator's mini program and a second openid are refused."""
+    from app.services import member_accounts
+
+    with app.app_context():
+        member, _ = member_accounts.find_or_register(minis["A"]["op"], phone=f"139{uuid.uuid4().int % 10**8:08d}")
+        member_id = member.id
+    headers = headers_for(app, member_id)
+    bind = "/api/app/v1/auth/wechat/bind"
+    assert client.post(bind, json={"appid": minis["A"]["appid"], "code": "x"}).status_code == 401
+    code, _ = new_code(wechat, minis["B"]["appid"])
+    rv = client.post(bind, json={"appid": minis["B"]["appid"], "code": code}, headers=headers)
+    assert rv.status_code == 400 and rv.get_json()["code"] == "channel_unknown"
+    taken = f"oTAKEN{uuid.uuid4().hex[:20]}"
+    login_code, _ = new_code(wechat, minis["A"]["appid"], openid=taken)
+    assert client.post(WECHAT, json={"appid": minis["A"]["appid"], "code": login_code}).status_code == 200
+    code, _ = new_code(wechat, minis["A"]["appid"], openid=taken)
+    rv = client.post(bind, json={"appid": minis["A"]["appid"], "code": code}, headers=headers)
+    assert rv.status_code == 409
+    assert rv.get_json() == {"code": "wechat_already_bound", "message": "该微信已绑定其他会员"}
+    code, openid = new_code(wechat, minis["A"]["appid"])
+    rv = client.post(bind, json={"appid": minis["A"]["appid"], "code": code}, headers=headers)
+    assert rv.status_code == 200 and rv.get_json()["id"] == member_id
+    assert [r.id for r in members_with(app, openid)] == [member_id]
+    code, _ = new_code(wechat, minis["A"]["appid"])
+    rv = client.post(bind, json={"appid": minis["A"]["appid"], "code": code}, headers=headers)
+    assert rv.status_code == 409 and rv.get_json()["code"] == "wechat_already_bound"
+    # the WeChat login now finds the phone member
+    code, _ = new_code(wechat, minis["A"]["appid"], openid=openid)
+    body = client.post(WECHAT, json={"appid": minis["A"]["appid"], "code": code}).get_json()
+    assert body["new_member"] is False and body["member"]["id"] == member_id
