@@ -70,10 +70,14 @@ def wechat_channel(appid):
 def next_member_no(session=None):
     """One more than the highest all-digit member number (FIRST_MEMBER_NO for the first member)."""
     session = session or db.session
-    rows = session.scalars(select(Member.member_no)
-                           .order_by(func.length(Member.member_no).desc(), Member.member_no.desc())
-                           .limit(50)).all()
-    highest = max((int(no) for no in rows if no and no.isascii() and no.isdigit()), default=FIRST_MEMBER_NO - 1)
+    col = Member.member_no
+    if session.get_bind().dialect.name == "postgresql":
+        digits_only = col.op("~")("^[0-9]+$")
+    else:
+        digits_only = (func.length(col) > 0) & (func.trim(col, "0123456789") == "")
+    rows = session.scalars(select(col).where(digits_only)
+                           .order_by(func.length(col).desc(), col.desc()).limit(5)).all()
+    highest = max((int(no) for no in rows if no.isascii() and no.isdigit()), default=FIRST_MEMBER_NO - 1)
     return str(max(highest + 1, FIRST_MEMBER_NO))
 
 
