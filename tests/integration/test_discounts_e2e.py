@@ -2,8 +2,8 @@
 pile over real TCP (it answers the remote start, reports charging, 10 kWh, and sends its bill), the T/CEC
 partner platform of ``tests/interconnect/partner_platform.py``.
 
-1. A member starts with a coupon (``charging.start_charge(coupon_id=...)``): the coupon is locked with
-   the order, and the settlement applies the operation campaign (electricity 8折, service 5折, the test
+1. A member starts through the member app API with a coupon (``POST /api/app/v1/charging/start``): the
+   coupon is locked with the order, and the settlement applies the operation campaign (electricity 8折, service 5折, the test
    station only) and then the coupon 抵1 (deduction 1 yuan on the total).
 2. A partner starts through ``query_start_charge``: the interconnect campaign of its channel
    (electricity 7折, service 6折) applies, and ``notification_charge_order_info`` pushes the figures
@@ -39,8 +39,10 @@ sharp    12.5000/8.0000  3.7500/3.2000      6.9500    13.5500  8.75 / 4.80 / 13.
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.request
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -67,6 +69,7 @@ from tests.integration.gateway.conftest import TOU, GatewayProcess, WorkerProces
 from tests.integration.gateway.ykc_client import PileClient
 from tests.interconnect.e2e_support import WebProcess, keys_for, partner_keys
 from tests.interconnect.partner_platform import PartnerPlatform
+from tests.member_api.support import headers_for
 
 pytestmark = pytest.mark.usefixtures("money_invariants")
 
@@ -150,7 +153,7 @@ def site(app, redis, gw_station, piles):
         web = WebProcess(app, "web-discounts", **ENV).wait_ready()
         procs.append(web)
         yield {**ids, "gateway": gateway, "partner": partner, "client": partner.client(f"{web.url}/evcs/v1.0"),
-               "code": piles()}
+               "code": piles(), "web_url": web.url}
     finally:
         for proc in reversed(procs):
             proc.stop()
@@ -269,8 +272,6 @@ def free(app, code):
 
 
 def test_member_charge_with_campaign_and_coupon(app, site):
-    from app.services import charging
-
     code = site["code"]
     cid = campaign(app, site, kind="operation", discount_mode="fixed", electricity_rate=D("0.8"),
                    service_rate=D("0.5"))
@@ -284,11 +285,16 @@ def test_member_charge_with_campaign_and_coupon(app, site):
             wait_until(lambda: free(app, code), timeout=15, message="gun free")
             level = away_from_a_boundary()
 
-            def start():
-                order = charging.start_charge(connector_id, origin="app", member_id=member_id, coupon_id=coupon_id)
+            def start():      # through the member app API of the web process, with the chosen coupon
+                body = json.dumps({"connector_id": connector_id, "coupon_id": coupon_id}).encode()
+                req = urllib.request.Request(f"{site['web_url']}/api/app/v1/charging/start", data=body, method="POST",
+                                             headers={**headers_for(app, member_id),
+                                                      "Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    started = json.loads(resp.read())
                 with app.app_context():
                     locked = db.session.get(Coupon, coupon_id)
-                    return order.id, locked.status, locked.order_id
+                    return started["id"], locked.status, locked.order_id
 
             (started_id, status, locked_by), order_id = charge(app, pile, code, start)
             pile.stop_heartbeats()
