@@ -3,8 +3,8 @@ pile over real TCP (it answers the remote start, reports charging, 10 kWh, and s
 partner platform of ``tests/interconnect/partner_platform.py``.
 
 1. A member starts through the member app API with a coupon (``POST /api/app/v1/charging/start``): the
-   coupon is locked with the order, and the settlement applies the operation campaign (electricity 8折, service 5折, the test
-   station only) and then the coupon 抵1 (deduction 1 yuan on the total).
+   coupon is locked with the order, and the settlement applies the operation campaign (electricity 8折,
+   service 5折, the test station only) and then the coupon 抵1 (deduction 1 yuan on the total).
 2. A partner starts through ``query_start_charge``: the interconnect campaign of its channel
    (electricity 7折, service 6折) applies, and ``notification_charge_order_info`` pushes the figures
    after discount.
