@@ -118,6 +118,22 @@ CAMPAIGN_LABELS = labels(
 )
 
 
+class TipImagesField(PhotosField):
+    """赠券提示: images shown to the member with the coupons (appended to ``gift_tip_images``)."""
+
+    def populate_obj(self, obj, name):
+        photos = _Photos(list(getattr(obj, "gift_tip_images", None) or []))
+        super().populate_obj(photos, name)
+        obj.gift_tip_images = photos.photos
+
+
+class _Photos:
+    def __init__(self, photos):
+        self.photos = photos
+
+
+
+
 class CampaignView(CpmsModelView):
     datamodel = ScopedSQLAInterface(Campaign)
     kind = "operation"
@@ -153,6 +169,7 @@ class CampaignView(CpmsModelView):
         "service_rate",
         "periods_editor",
         "description",
+        "tip_uploads",
         "priority",
         "enabled",
         "operator",
@@ -173,13 +190,15 @@ class CampaignView(CpmsModelView):
         "service_rate",
         "periods",
         "description",
+        "gift_tip_images",
         "priority",
         "enabled",
         "operator",
         "remark",
         "created_at",
     ]
-    label_columns = CAMPAIGN_LABELS
+    label_columns = {**CAMPAIGN_LABELS, "gift_tip_images": _l("Gift tip images"),
+                     "tip_uploads": _l("Upload gift tip images")}
     description_columns = {
         "electricity_rate": _l("In 折: 9.5 = pay 95 percent; 0 < x ≤ 10; empty or 10 = no discount."),
         "service_rate": _l("In 折: 9.5 = pay 95 percent; 0 < x ≤ 10; empty or 10 = no discount."),
@@ -191,6 +210,7 @@ class CampaignView(CpmsModelView):
     formatters_columns = {
         "electricity_rate": lambda v: campaigns.rate_to_zhe(v),
         "service_rate": lambda v: campaigns.rate_to_zhe(v),
+        "gift_tip_images": photo_thumbnails,
     }
     add_form_query_rel_fields = edit_form_query_rel_fields = {"channels": SCOPE_FILTERS}
     add_form_extra_fields = edit_form_extra_fields = {
@@ -200,6 +220,7 @@ class CampaignView(CpmsModelView):
         "end_at": _dt(_l("End time"), DataRequired(), AfterStart()),
         "name": StringField(_l("Campaign name"), validators=[DataRequired(), Length(max=64)]),
         "periods_editor": CampaignPeriodsField(_l("Time-of-day periods")),
+        "tip_uploads": TipImagesField(_l("Upload gift tip images")),
     }
 
     def prefill_form(self, form, pk):
@@ -499,20 +520,6 @@ class CouponItemsField(Field):
             item.quantity = qty
             items.append(item)
         obj.items = items
-
-
-class TipImagesField(PhotosField):
-    """赠券提示: images shown to the member with the coupons (appended to ``gift_tip_images``)."""
-
-    def populate_obj(self, obj, name):
-        photos = _Photos(list(getattr(obj, "gift_tip_images", None) or []))
-        super().populate_obj(photos, name)
-        obj.gift_tip_images = photos.photos
-
-
-class _Photos:
-    def __init__(self, photos):
-        self.photos = photos
 
 
 def _items_text(items):

@@ -113,3 +113,35 @@ def test_interconnect_campaign_is_bound_to_a_partner_channel(app, admin_client):
     with app.app_context():
         assert db.session.scalar(select(Campaign).where(Campaign.name == "Partner bad")) is None
     assert html
+
+
+def test_campaign_gift_tip_image_is_uploaded_checked_and_shown_in_scope(app, admin_client, login):
+    """赠券提示: an image uploaded on the campaign form is stored, shown on the campaign and served only
+    within the operator's scope; a file that is not an image is refused."""
+    import io
+
+    from PIL import Image
+
+    from app.services.demo import STAFF_PASSWORD
+
+    op, _station, _inter, _other = ids(app)
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 12), (30, 120, 200)).save(buf, format="PNG")
+    data = form(op, "TOD tip", tip_uploads=[(io.BytesIO(buf.getvalue()), "tip.png")])
+    rv = admin_client.post("/campaignview/add", data=data, content_type="multipart/form-data")
+    assert rv.status_code == 302, errors_on_page(rv.get_data(as_text=True))
+    with app.app_context():
+        campaign = db.session.scalar(select(Campaign).where(Campaign.name == "TOD tip"))
+        [name] = campaign.gift_tip_images
+        cid = campaign.id
+    assert re.fullmatch(r"[0-9a-f]{32}\.png", name)
+    assert f"/uploads/{name}" in admin_client.get(f"/campaignview/show/{cid}").get_data(as_text=True)
+    assert admin_client.get(f"/uploads/{name}").status_code == 200
+    assert login("staff_b", STAFF_PASSWORD).get(f"/uploads/{name}").status_code == 404
+    staff_a = login("staff_a", STAFF_PASSWORD)
+    assert staff_a.get(f"/uploads/{name}").status_code == 200
+    bad = form(op, "TOD bad tip", tip_uploads=[(io.BytesIO(b"not an image"), "tip.png")])
+    html = staff_a.post("/campaignview/add", data=bad, content_type="multipart/form-data").get_data(as_text=True)
+    assert "Only image files (jpg, png, gif, webp) can be uploaded." in html
+    with app.app_context():
+        assert db.session.scalar(select(Campaign.id).where(Campaign.name == "TOD bad tip")) is None
