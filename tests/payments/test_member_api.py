@@ -48,7 +48,8 @@ def test_top_up_errors(app, client, fake_wechat, wechat_gateway, new_member):
     member_id = new_member()
     h = headers_for(app, member_id, lang="zh")
     for amount, code in (("1.005", "payment_amount_invalid"), ("0.5", "payment_amount_invalid"),
-                         ("100000", "payment_amount_invalid"), ("-1", "invalid_request"), ("abc", "invalid_request")):
+                         ("100000", "payment_amount_invalid"), ("-1", "payment_amount_invalid"),
+                         ("0", "payment_amount_invalid"), ("abc", "invalid_request")):
         rv = client.post("/api/app/v1/wallet/top-ups", json={"amount": amount}, headers=h)
         assert rv.get_json()["code"] == code, (amount, rv.get_json())
         assert rv.status_code == 400
