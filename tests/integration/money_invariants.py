@@ -15,20 +15,21 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import ChargeOrder, Member, OrderEvent, WalletEntry
-from app.models.order import ACTIVE_ORDER_STATUSES
 
+ENDED = ("settled", "failed")
 _SNAPSHOT_COLUMNS = ("status", "pay_status", "energy", "total_amount", "payable_amount", "paid_amount",
                      "refunded_amount", "started_at", "ended_at", "settled_at", "abnormal_reason")
 
 
 def snapshot_orders(app, exclude_ids=()) -> dict:
-    """Figures of every order that has ended (not pending/starting/charging/stopping) now, to prove later
-    that a fault touched none of them. Orders other tests left running may still move on their own (their
-    start timeout, the stuck-charging check) and are no one's history yet."""
+    """Figures of every settled or failed order now, to prove later that a fault touched none of them.
+    Orders other tests left running or awaiting their bill or settlement may still move on their own (their
+    start timeout, the stuck-charging check, a queued settlement a worker picks up) and are no one's
+    history yet."""
     with app.app_context():
         rows = db.session.execute(select(ChargeOrder)).scalars().all()
         snap = {o.id: tuple(getattr(o, c) for c in _SNAPSHOT_COLUMNS) for o in rows
-                if o.id not in set(exclude_ids) and o.status not in ACTIVE_ORDER_STATUSES}
+                if o.id not in set(exclude_ids) and o.status in ENDED}
         db.session.rollback()
         return snap
 

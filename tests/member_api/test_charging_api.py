@@ -251,7 +251,7 @@ def test_a_stop_the_pile_does_not_get_is_repeated_later(app, client, site, gatew
 
 @pytest.fixture(scope="module")
 def worker(app):
-    proc = WorkerProcess(app, "member-api-charging").drained(app)
+    proc = WorkerProcess(app, "member-api-charging")
     yield proc
     proc.stop()
 

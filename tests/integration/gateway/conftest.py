@@ -78,24 +78,6 @@ class WorkerProcess:
     def log(self, tail: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-tail:]
 
-    def drained(self, app, timeout: float = 60.0) -> WorkerProcess:
-        """Wait until the jobs earlier tests left in the queues (settlements, pushes, ...) are done, so a
-        snapshot taken now is not changed by them later."""
-        from rq import Queue
-        from rq.registry import StartedJobRegistry
-
-        from app.extensions import get_redis
-
-        with app.app_context():
-            conn = get_redis()
-            queues = [Queue(name, connection=conn) for name in app.config["RQ_QUEUES"]]
-
-            def idle():
-                return all(q.count == 0 and StartedJobRegistry(queue=q).count == 0 for q in queues)
-
-            wait_until(idle, timeout, 0.2, "worker drained the queues")
-        return self
-
     def stop(self):
         self.proc.terminate()
         self.proc.wait(15)
