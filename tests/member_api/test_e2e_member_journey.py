@@ -207,7 +207,11 @@ def _journey(app, env):
     assert target["station"]["id"] == env["station_id"] and target["pile"]["code"] == PILE_CODE
 
     # a member of the other operator: the code names nothing of theirs
-    _, other_id = demo_member_ids(app)
+    a_id, b_id = demo_member_ids(app)
+    with app.app_context():
+        # whichever of the two belongs to an operator other than the station's
+        other_id = a_id if db.session.get(Member, a_id).operator_id != env["operator_id"] else b_id
+        assert db.session.get(Member, other_id).operator_id != env["operator_id"]
     other = MemberClient(web.url, headers_for(app, other_id)["Authorization"].split(" ", 1)[1])
     status, body = other.get("/guns/by-qr", content=content)
     assert (status, body["code"]) == (404, "qr_not_recognized")
