@@ -15,15 +15,37 @@ migrate = Migrate()
 csrf = CSRFProtect()
 
 
+SQLITE_BUSY_TIMEOUT_MS = 30000   # web, gateway, worker and cron share one file on the embedded default
+
+
 @event.listens_for(Engine, "connect")
-def _sqlite_foreign_keys(dbapi_connection, _record):
-    """Foreign keys enforced on SQLite as on PostgreSQL: ``PRAGMA foreign_keys=ON`` on every new
-    SQLite connection of every engine (the app's, Alembic's, the tests'). Migrations turn it off
-    around their table rebuilds themselves (migrations/env.py)."""
+def _sqlite_connection(dbapi_connection, _record):
+    """Every new SQLite connection of every engine (the app's, Alembic's, the tests'):
+
+    - foreign keys enforced as on PostgreSQL (``PRAGMA foreign_keys=ON``; migrations turn it off
+      around their table rebuilds themselves, migrations/env.py);
+    - write-ahead logging, so readers in one process never hold up a writer's commit in another;
+    - a writer waits up to 30 s for another process's write lock instead of failing after 5 s."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")     # 'memory' for an in-memory database: harmless
         cursor.close()
+
+
+@event.listens_for(Engine, "savepoint")
+def _sqlite_savepoint_takes_the_write_lock(conn, _name):
+    """A SAVEPOINT that opens the SQLite transaction begins it with ``BEGIN IMMEDIATE``.
+
+    pysqlite opens a transaction by itself only before INSERT/UPDATE/DELETE, so the reads before a
+    session's first write hold no lock. A SAVEPOINT, though, opens a deferred transaction: its reads
+    take a read lock (a snapshot under WAL) that its first write must then upgrade. If another
+    process commits in between, SQLite cannot wait and fails the write at once ("database is
+    locked"). Taking the write lock first makes the second writer wait its turn (busy timeout)."""
+    dbapi_connection = conn.connection.dbapi_connection
+    if isinstance(dbapi_connection, sqlite3.Connection) and not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
 def init_security_headers(app):

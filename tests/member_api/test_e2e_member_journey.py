@@ -149,7 +149,9 @@ def diagnose(env) -> str:
     parts = [f"wechat pay requests: {[(m, p) for m, p, _ in env['fake'].requests][-10:]}"]
     for proc in env["procs"]:
         try:
-            parts.append(f"--- {proc.log_path}:\n{proc.log()[-2000:]}")
+            text = proc.log()
+            errors = [line for line in text.splitlines() if re.match(r"^[\w.]*(Error|Exception)\b", line)]
+            parts.append(f"--- {proc.log_path} (errors: {errors[-5:]}):\n{text[-2000:]}")
         except Exception:  # a process without a readable log
             pass
     return "\n".join(parts)
