@@ -34,6 +34,9 @@ def create_app(config=None, **overrides):
         from app.services.interconnect_push import install_order_listeners
 
         install_order_listeners()  # partner order events -> T/CEC pushes, after commit
+        from app.services import occupancy
+
+        occupancy.install_listeners()  # deleted connectors -> their Redis plug/occupation state dropped
         from app.services import subscribers
 
         subscribers.install()      # receivers of the domain signals (app.services.events)

@@ -68,6 +68,56 @@ def seen_key(connector_id) -> str:
     return f"cpms:occupancy:seen:{connector_id}"
 
 
+def forget_connectors(connector_ids) -> None:
+    """Drop the plug and occupation state of deleted connectors (a new connector may be given the same
+    id: SQLite hands out the highest id again after a delete)."""
+    ids = [str(i) for i in connector_ids]
+    if not ids:
+        return
+    redis = get_redis()
+    pipe = redis.pipeline()
+    pipe.delete(*[state_key(i) for i in ids], *[seen_key(i) for i in ids])
+    pipe.srem(PENDING_KEY, *ids)
+    pipe.execute()
+
+
+_DELETED_KEY = "cpms_deleted_connectors"
+
+
+def _collect_deleted(session, _flush_context):
+    from app.models import Connector
+
+    ids = [obj.id for obj in session.deleted if isinstance(obj, Connector) and obj.id is not None]
+    if ids:
+        session.info.setdefault(_DELETED_KEY, []).extend(ids)
+
+
+def _forget_deleted(session):
+    ids = session.info.pop(_DELETED_KEY, None)
+    if ids:
+        try:
+            forget_connectors(ids)
+        except Exception:  # the delete is committed; stale state only expires later
+            log.exception("could not drop the Redis state of deleted connectors %s", ids)
+
+
+def _undo_collected(session, previous_transaction):
+    if previous_transaction.parent is None:
+        session.info.pop(_DELETED_KEY, None)
+
+
+def install_listeners():
+    """Every Session: connectors deleted and committed (admin, REST, a pile's cascade) -> their Redis
+    state dropped."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    if not event.contains(Session, "after_flush", _collect_deleted):
+        event.listen(Session, "after_flush", _collect_deleted)
+        event.listen(Session, "after_commit", _forget_deleted)
+        event.listen(Session, "after_soft_rollback", _undo_collected)
+
+
 def _iso(value: datetime) -> str:
     return value.isoformat()
 

@@ -152,6 +152,40 @@ def test_rest_pile_update_moves_its_guns_along(app, api, op_a):
             (f"{new_code}01", stations[1], "ac_socket"), (f"{new_code}02", stations[1], "ac_socket")]
 
 
+def test_deleting_a_connector_drops_its_live_plug_and_occupation_state(app, api, admin_zh, station_a):
+    """A connector's plug/occupation state lives in Redis under its id; deleted (REST, admin, or with its
+    pile) it goes too, so a new connector given the same id (SQLite reuses ids) starts clean."""
+    from app.services import occupancy
+
+    rv = api.post("pile", {"name": "删枪桩", "station": station_a, "gun_count": 2, "pile_type": "dc",
+                           "protocol": "ykc15", "power_kw": "60"})
+    assert rv.status_code == 201, rv.get_json()
+    pile_id = rv.get_json()["id"]
+    with app.app_context():
+        guns = sorted(db.session.scalars(select(Connector.id).where(Connector.pile_id == pile_id)))
+        redis = get_redis()
+        for gun in guns:
+            redis.hset(occupancy.seen_key(gun), mapping={"plugged": "1", "at": "2026-01-01T00:00:00"})
+            redis.hset(occupancy.state_key(gun), mapping={"charge_order_id": "1", "plugged": "1"})
+            redis.sadd(occupancy.PENDING_KEY, str(gun))
+
+    def state(gun):
+        with app.app_context():
+            redis = get_redis()
+            return (redis.exists(occupancy.seen_key(gun), occupancy.state_key(gun)),
+                    redis.sismember(occupancy.PENDING_KEY, str(gun)))
+
+    headers = api_token(app, "admin", ADMIN_PASSWORD)
+    rv = app.test_client().delete(f"/api/v1/connector/{guns[0]}", headers=headers)
+    assert rv.status_code == 200, rv.get_json()
+    assert state(guns[0]) == (0, False)
+    assert state(guns[1]) == (2, True)                  # the other gun keeps its state
+    rv = admin_zh.post(f"/pileview/delete/{pile_id}", follow_redirects=True)
+    assert rv.status_code == 200
+    assert count(app, Pile, Pile.id == pile_id) == 0
+    assert state(guns[1]) == (0, False)                 # deleted with its pile
+
+
 def test_rest_connector_code_is_generated_like_the_admin(app, api, admin_zh, station_a):
     """The issue's reproduction: POST /api/v1/connector/ answered 500 (code is NOT NULL)."""
     rv = api.post("pile", {"name": "加枪桩", "station": station_a, "gun_count": 1, "pile_type": "dc",

@@ -170,3 +170,6 @@ def remove_test_station(station_id, template_id):
     db.session.execute(delete(PricePeriod).where(PricePeriod.template_id == template_id))
     db.session.execute(delete(PriceTemplate).where(PriceTemplate.id == template_id))
     db.session.commit()
+    from app.services import occupancy
+
+    occupancy.forget_connectors(connector_ids)   # bulk deletes pass by the ORM listener that does this
