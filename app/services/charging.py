@@ -143,10 +143,13 @@ def check_start(connector, member, prepaid_amount, card=None):
         raise GunNotFree(N_("The gun is not free (status: %(status)s).") % {"status": status})
     if active_order(connector.id) is not None:
         raise GunNotFree(N_("The gun already has a session in progress."))
-    if member is not None:
-        if member.status != "active":
+    paying_org = organizations.paying_organization(card)   # a fleet card may charge its organization
+    if member is not None or paying_org is not None:
+        if member is not None and member.status != "active":
             raise AccountNotActive(N_("The member account is not active."))
-        available = organizations.available_balance(member, card)   # the card's organization may pay
+        if paying_org is not None and not paying_org.enabled:
+            raise AccountNotActive(N_("The organization's account is disabled."))
+        available = organizations.available_balance(member, card)
         wanted = Decimal(prepaid_amount) if prepaid_amount is not None else available
         if prepaid_amount is not None and wanted > available:
             raise BalanceTooLow(N_("The prepaid amount %(wanted)s exceeds the balance %(available)s.")
@@ -208,7 +211,7 @@ def _session_committed(order, limit):
 def spend_limit(order, member):
     if order.prepaid_amount is not None:
         return Decimal(order.prepaid_amount)
-    if member is not None:
+    if member is not None or organizations.paying_organization(order.card) is not None:
         return organizations.available_balance(member, order.card)
     return None
 
@@ -329,7 +332,7 @@ def authorize_pile_start(msg):
         if card.status != "active":
             return refuse(codes.AuthFailure.ACCOUNT_FROZEN)
         member = card.member
-        if member is None:
+        if member is None and organizations.paying_organization(card) is None:   # nobody pays for it
             return refuse(codes.AuthFailure.ACCOUNT_NOT_FOUND)
     try:
         check_start(connector, member, None, card=card)

@@ -206,11 +206,19 @@ def debit_order(order, amount, session=None):
                              order_id=order.id)
 
 
+def paying_organization(card):
+    """The organization whose account a card charges (the card's pay mode says so), or None."""
+    if card is not None and card.organization_id is not None and card_pay_mode(card) == PAY_ORGANIZATION:
+        return card.organization
+    return None
+
+
 def available_balance(member, card):
     """The balance that limits a start: the organization's account when the card pays from it, else the
     member's wallet (None without either)."""
-    if card is not None and card.organization_id is not None and card_pay_mode(card) == PAY_ORGANIZATION:
-        return Decimal(card.organization.balance or 0)
+    org = paying_organization(card)
+    if org is not None:
+        return Decimal(org.balance or 0)
     if member is not None:
         return Decimal(member.balance or 0)
     return None

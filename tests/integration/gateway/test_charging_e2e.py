@@ -5,7 +5,9 @@ the simulator (a separate process) or a scripted YKC client, settlement runs in 
 - the same bill sent three times → one settlement;
 - the gateway restarted mid-session, the pile re-sending its bill after reconnecting → one
   settlement;
-- a card swiped at the pile (0x31) is accepted for a known card and refused for an unknown one."""
+- a card swiped at the pile (0x31) is accepted for a known card and refused for an unknown one;
+- a fleet card with no member, paid by its organization, starts against the organization's balance
+  and settles from the organization's account (refused when the organization is disabled)."""
 from __future__ import annotations
 
 import os
@@ -21,7 +23,17 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.gateway.registry import Registry
 from app.gateway.ykc import PileStartRequest, RealtimeData, TransactionRecord, utcnow
-from app.models import Card, ChargeOrder, Connector, Member, Pile, PileBill, WalletEntry
+from app.models import (
+    Card,
+    ChargeOrder,
+    Connector,
+    Member,
+    Organization,
+    OrganizationEntry,
+    Pile,
+    PileBill,
+    WalletEntry,
+)
 from app.services import charging
 from app.services.wallet import ledger_balance
 from tests.integration.gateway.conftest import ROOT, TOU, GatewayProcess, WorkerProcess, fetch, wait_until
@@ -224,3 +236,60 @@ def test_card_at_the_pile_is_accepted_or_refused(app, order_gateway, piles):
                                    account_or_card=bytes.fromhex("00000000DEADBEEF")))
         _, refused = pile.expect(0x32, gun="02")
         assert refused.auth_result == 0 and refused.failure_reason == 0x01
+
+
+def test_a_fleet_card_without_member_charges_its_organization(app, order_gateway, worker, piles):
+    """Issue 11 §4: a card of an organization that pays for its cards needs no member. Swiped at the pile
+    it is told the organization's balance; the bill is paid from the organization's account; the card
+    of a disabled organization is refused."""
+    import uuid
+
+    from app.security.scope import platform_scope
+    from app.services import organizations
+
+    code = piles()
+    with app.app_context(), platform_scope("test-fleet-card"):
+        operator_id = db.session.scalar(select(Connector.operator_id).where(Connector.code == f"{code}01"))
+        org = Organization(operator_id=operator_id, name=f"车队{uuid.uuid4().hex[:6]}", pay_mode="organization",
+                           enabled=True)
+        db.session.add(org)
+        db.session.flush()
+        organizations.post_entry(org.id, Decimal("80"), "topup", idempotency_key=f"test:fleet:{org.id}",
+                                 remark="对公转账")
+        n = uuid.uuid4().int
+        card = Card(operator_id=operator_id, organization_id=org.id, logical_no=f"{n % 10**16:016d}",
+                    physical_no=f"{n % 16**16:016X}", card_type="online", status="active")
+        db.session.add(card)
+        db.session.commit()
+        org_id, physical, logical = org.id, card.physical_no, card.logical_no
+    with PileClient(order_gateway.port, code) as pile:
+        assert pile.login().result == 0
+        for gun in ("01", "02"):
+            pile.send(RealtimeData(transaction_serial="0" * 32, pile_code=code, gun=gun, status=2, gun_plugged=1))
+        wait_until(lambda: fetch(app, select(func.count()).select_from(Connector).where(
+            Connector.code.like(f"{code}%"), Connector.status == "occupied"))[0][0] == 2, timeout=10,
+            message="guns plugged")
+        pile.send(PileStartRequest(pile_code=code, gun="01", start_mode=1, account_or_card=bytes.fromhex(physical)))
+        _, answer = pile.expect(0x32)
+        assert (answer.auth_result, answer.logical_card, answer.balance) == (1, logical, Decimal("80.00"))
+        serial = answer.transaction_serial
+        order = fetch(app, select(ChargeOrder).where(ChargeOrder.serial == serial))[0][0]
+        assert (order.member_id, order.organization_id, order.start_method) == (None, org_id, "card")
+        pile.send(realtime(code, serial, Decimal("0.0000")))
+        pile.send(realtime(code, serial, ENERGY))
+        pile.send(bill_for(code, serial))
+        assert pile.expect(0x40, transaction_serial=serial)[1].result == 0
+        wait_until(lambda: order_row(app, order.id).status == "settled", timeout=30, message="settled")
+        settled = order_row(app, order.id)
+        assert settled.pay_type == "organization" and settled.total_amount > 0
+        entries = fetch(app, select(OrganizationEntry).where(OrganizationEntry.order_id == order.id))
+        assert [(e.kind, e.amount) for (e,) in entries] == [("consume", -settled.payable_amount)]
+        assert fetch(app, select(Organization.balance).where(Organization.id == org_id))[0][0] == \
+            Decimal("80") - settled.payable_amount
+        assert debits(app, order.id) == []                      # no member wallet was touched
+        with app.app_context(), platform_scope("test-fleet-card"):
+            db.session.get(Organization, org_id).enabled = False
+            db.session.commit()
+        pile.send(PileStartRequest(pile_code=code, gun="02", start_mode=1, account_or_card=bytes.fromhex(physical)))
+        _, refused = pile.expect(0x32, gun="02")
+        assert refused.auth_result == 0
