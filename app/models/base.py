@@ -7,8 +7,9 @@ Conventions (all models):
   energy ``Energy()`` = Numeric(14, 4) kWh;
 - timestamps are naive UTC (``utcnow``).
 """
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, Numeric
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, Numeric, String
 from sqlalchemy.orm import declared_attr, relationship
+from sqlalchemy.types import TypeDecorator
 
 from app.services.clock import utcnow  # the one time module; re-exported for the models
 
@@ -23,6 +24,29 @@ def Price(**kw):
 
 def Energy(**kw):
     return Numeric(14, 4, asdecimal=True, **kw)
+
+
+class Sealed(TypeDecorator):
+    """A secret kept sealed at rest (app/services/secrets_box.py: Fernet under SECRETS_KEY). Python sees
+    the plain value; the column holds ``fernet:<token>``. A value written before sealing existed reads
+    as it is (migration 0015 sealed the ones there were). Plain values up to 64 characters fit."""
+
+    impl = String(255)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        from app.services import secrets_box
+
+        if value is None or value == "" or str(value).startswith(secrets_box.PREFIX):
+            return value
+        return secrets_box.seal(value)
+
+    def process_result_value(self, value, dialect):
+        from app.services import secrets_box
+
+        if value and value.startswith(secrets_box.PREFIX):
+            return secrets_box.unseal(value)
+        return value
 
 
 class TimestampMixin:

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import relationship
 
 from app.extensions import db
-from app.models.base import N_, Money, OperatorMixin, TimestampMixin, utcnow
+from app.models.base import N_, Money, OperatorMixin, Sealed, TimestampMixin, utcnow
 
 MEMBER_STATUS = [("active", N_("Normal")), ("frozen", N_("Frozen")), ("closed", N_("Closed"))]
 
@@ -273,7 +273,7 @@ class Channel(OperatorMixin, TimestampMixin, db.Model):
     channel_type = Column(String(16), nullable=False)
     rate = Column(Numeric(7, 6), nullable=False, default=0)  # 渠道费率, fraction (0.006 = 0.6 %)
     identifier = Column(String(64), index=True)              # 渠道标识 (e.g. WeChat appid)
-    app_secret = Column(String(64))                          # WeChat AppSecret (mini program): write-only
+    app_secret = Column(Sealed())                            # WeChat AppSecret (mini program): write-only, sealed
     enabled = Column(Boolean, nullable=False, default=True)
     remark = Column(String(255))
     qr_prefix = Column(String(200))                          # 二维码前缀, e.g. https://example.com/q?c=

@@ -1,6 +1,6 @@
 """Interconnect partners (互联互通, T/CEC 102) and the log of every exchange with them.
 
-Secrets are stored as given (both key sets); the lead may wrap them with an encrypted type.
+Both key sets are sealed at rest (``Sealed``: app/services/secrets_box.py); the screens mask them.
 """
 from sqlalchemy import (
     JSON,
@@ -18,7 +18,7 @@ from sqlalchemy import false as sa_false
 from sqlalchemy.orm import relationship
 
 from app.extensions import db
-from app.models.base import N_, OperatorMixin, TimestampMixin, utcnow
+from app.models.base import N_, OperatorMixin, Sealed, TimestampMixin, utcnow
 
 PARTNER_TYPE = [("platform", N_("Platform")), ("regulator", N_("Regulator"))]
 PARTNER_TYPE_TCEC = {"platform": 1, "regulator": 2}
@@ -42,17 +42,17 @@ class Partner(OperatorMixin, TimestampMixin, db.Model):
     partner_type = Column(String(16), nullable=False, default="platform")
     # theirs
     partner_operator_code = Column(String(9), nullable=False)    # their OperatorID
-    operator_secret = Column(String(64), nullable=False)
-    data_secret = Column(String(64), nullable=False)
-    data_secret_iv = Column(String(64), nullable=False)
-    sig_secret = Column(String(64), nullable=False)
+    operator_secret = Column(Sealed(), nullable=False)
+    data_secret = Column(Sealed(), nullable=False)
+    data_secret_iv = Column(Sealed(), nullable=False)
+    sig_secret = Column(Sealed(), nullable=False)
     base_url = Column(String(255))                           # 接口地址
     # ours (what they use to call us)
     our_operator_code = Column(String(9), nullable=False)
-    our_operator_secret = Column(String(64), nullable=False)
-    our_data_secret = Column(String(64), nullable=False)
-    our_data_secret_iv = Column(String(64), nullable=False)
-    our_sig_secret = Column(String(64), nullable=False)
+    our_operator_secret = Column(Sealed(), nullable=False)
+    our_data_secret = Column(Sealed(), nullable=False)
+    our_data_secret_iv = Column(Sealed(), nullable=False)
+    our_sig_secret = Column(Sealed(), nullable=False)
 
     channel_id = Column(Integer, ForeignKey("ev_channel.id"), index=True)
     ip_allowlist = Column(Text)                              # IP/CIDR, comma or newline separated

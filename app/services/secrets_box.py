@@ -1,9 +1,10 @@
-"""Secrets at rest (payment gateway credentials): sealed with Fernet (AES-128-CBC + HMAC-SHA256) under a key
-derived from ``SECRETS_KEY`` (default: ``SECRET_KEY``). A sealed value reads ``fernet:<token>``; it is opened
-only where it is used (building the WeChat Pay client) and never shown on a screen.
+"""Secrets at rest: sealed with Fernet (AES-128-CBC + HMAC-SHA256) under a key derived from ``SECRETS_KEY``
+(default: ``SECRET_KEY``). A sealed value reads ``fernet:<token>``.
 
-(Partner T/CEC secrets are still stored as given, see app/models/partner.py: this is the one mechanism to
-wrap them with when that is done.)"""
+- payment gateway credentials: sealed by :mod:`app.services.payments`, opened only where the WeChat Pay
+  client is built, never shown on a screen;
+- partner T/CEC keys and a channel's WeChat AppSecret: columns of type ``app.models.base.Sealed``
+  (sealed on write, opened on read by SQLAlchemy)."""
 import base64
 import hashlib
 

@@ -1,7 +1,7 @@
 """Statistics and home pages: station / operation reports with filters and export, dashboard, monitor."""
 
 import io
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,6 +11,14 @@ from app.models import Connector, DailyStationStat, Station
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 STAFF_PASSWORD = "staff-pass-1"
+
+
+def _today():
+    """Today where the reports count days: the operator's timezone (Beijing), not the machine's UTC date
+    (between 16:00 and 24:00 UTC they differ)."""
+    from app.services.clock import local_today
+
+    return local_today()
 
 
 def _db():
@@ -27,7 +35,7 @@ def stats(app):
         stations = {}
         for st in db.session.query(Station).order_by(Station.id):
             stations.setdefault(st.operator_id, st)
-        today = date.today()
+        today = _today()
         out = []
         for st in stations.values():
             for d in (today - timedelta(days=1), today):
@@ -60,7 +68,7 @@ def test_station_report_filters(admin_client, stats):
     html = admin_client.get(f"/stationreport/?station={a['id']}").get_data(as_text=True)
     assert f"<td>{a['code']}</td>" in html and f"<td>{b['code']}</td>" not in html
     assert "<td>6</td>" in html  # two days x 3 orders
-    old = (date.today() - timedelta(days=400)).isoformat()
+    old = (_today() - timedelta(days=400)).isoformat()
     html = admin_client.get(f"/stationreport/?start={old}&end={old}").get_data(as_text=True)
     assert "No data for these filters." in html
     html = admin_client.get("/stationreport/?start=yesterday").get_data(as_text=True)
@@ -69,7 +77,7 @@ def test_station_report_filters(admin_client, stats):
 
 def test_operation_report_per_day(admin_client, stats):
     html = admin_client.get(f"/operationreport/?station={stats[0]['id']}").get_data(as_text=True)
-    assert f"<td>{date.today().isoformat()}</td>" in html
+    assert f"<td>{_today().isoformat()}</td>" in html
 
 
 def test_report_scope(client, login, stats):
@@ -147,7 +155,7 @@ def test_export_equals_the_screen(admin_client, stats, url):
 
 
 def test_period_modes(admin_client, stats):
-    today = date.today()
+    today = _today()
     html = admin_client.get(f"/stationreport/?period=day&station={stats[0]['id']}").get_data(as_text=True)
     rows = [r for r in _cells(html) if r[4] != "0"]      # days of other tests' recomputes are zero rows
     assert [r[2] for r in rows] == [(today - timedelta(days=1)).isoformat(), today.isoformat()]
@@ -166,7 +174,7 @@ def test_charts_are_drawn_from_the_vendored_library(admin_client, stats):
     import json
 
     data = json.loads(html.split("var d = ", 1)[1].split(";\n", 1)[0])
-    today = date.today()
+    today = _today()
     assert len(data["periods"]) == 30 and data["periods"][-1] == today.isoformat()   # every day of the range
     assert data["order_count"][-2:] == [3, 3] and sum(data["order_count"]) == 6
     assert data["energy"][-1] == 40.5 and data["utilisation"][-1] == 2.08
