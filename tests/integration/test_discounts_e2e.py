@@ -40,6 +40,7 @@ sharp    12.5000/8.0000  3.7500/3.2000      6.9500    13.5500  8.75 / 4.80 / 13.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -153,7 +154,7 @@ def site(app, redis, gw_station, piles):
         web = WebProcess(app, "web-discounts", **ENV).wait_ready()
         procs.append(web)
         yield {**ids, "gateway": gateway, "partner": partner, "client": partner.client(f"{web.url}/evcs/v1.0"),
-               "code": piles(), "web_url": web.url}
+               "code": piles(), "web_url": web.url, "procs": procs}
     finally:
         for proc in reversed(procs):
             proc.stop()
@@ -199,7 +200,7 @@ def realtime(code, serial, energy, status=3):
                         output_voltage=D("400.0"), output_current=D("100.0"), soc=50, energy=energy)
 
 
-def charge(app, pile, code, start, seconds=20):
+def charge(app, pile, code, start, seconds=20, procs=None):
     """Run ``start()`` (blocks until the pile answers) in a thread, answer the remote start, charge
     ENERGY, send the bill; return (what start returned, the order id)."""
     out = {}
@@ -237,8 +238,26 @@ def charge(app, pile, code, start, seconds=20):
                                 total_lossy_energy=ENERGY, total_amount=amount, transaction_flag=1,
                                 transaction_time=end, stop_reason=0x40))
     assert pile.expect(0x40, transaction_serial=serial)[1].result == 0
-    wait_until(lambda: order_row(app, order_id)[0].status == "settled", timeout=40, message="settled")
+    try:
+        wait_until(lambda: order_row(app, order_id)[0].status == "settled", timeout=40, message="settled")
+    except AssertionError as exc:
+        order = order_row(app, order_id)[0]
+        raise AssertionError(f"{exc}: order {order.status}/{order.pay_status} {order.abnormal_reason!r}\n"
+                             f"{process_logs(procs)}") from exc
     return out.get("result"), order_id
+
+
+def process_logs(procs) -> str:
+    """The exception lines and the tail of each process's log (a failure's diagnosis)."""
+    parts = []
+    for proc in procs or ():
+        try:
+            text = proc.log_path.read_text(errors="replace")
+        except OSError:  # a process without a readable log
+            continue
+        errors = [line for line in text.splitlines() if re.match(r"^[\w.]*(Error|Exception)\b", line)]
+        parts.append(f"--- {proc.log_path} (errors: {errors[-5:]}):\n{text[-1500:]}")
+    return "\n".join(parts)
 
 
 def new_member_with_coupon(app, site):
@@ -296,7 +315,7 @@ def test_member_charge_with_campaign_and_coupon(app, site):
                     locked = db.session.get(Coupon, coupon_id)
                     return started["id"], locked.status, locked.order_id
 
-            (started_id, status, locked_by), order_id = charge(app, pile, code, start)
+            (started_id, status, locked_by), order_id = charge(app, pile, code, start, procs=site["procs"])
             pile.stop_heartbeats()
     finally:
         disable(app, cid)
@@ -335,7 +354,7 @@ def test_partner_charge_with_interconnect_campaign_and_the_pushed_figures(app, s
                 return client.call("query_start_charge", {"StartChargeSeq": seq, "ConnectorID": f"{code}01",
                                                           "QRCode": ""})
 
-            (ret, msg, data), order_id = charge(app, pile, code, start)
+            (ret, msg, data), order_id = charge(app, pile, code, start, procs=site["procs"])
             pile.stop_heartbeats()
     finally:
         disable(app, cid)
