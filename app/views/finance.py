@@ -222,7 +222,8 @@ class InvoiceView(ExtraSearchMixin, CpmsModelView):
     )
     formatters_columns = {"orders": _orders_table}
 
-    def _decision(self, pk, form, template, decide):
+    def _decision(self, pk, form, decide, *, heading, field_name, button):
+        """The issue / reject form (finance/invoice_decision.html): one decision on an applied request."""
         invoice = invoices.get_in_scope(pk)
         if invoice is None:
             abort(404)
@@ -235,7 +236,8 @@ class InvoiceView(ExtraSearchMixin, CpmsModelView):
                 return redirect(url_for("InvoiceView.show", pk=pk))
         elif invoice.status != "applied":
             flash(_("This invoice has already been handled."), "warning")
-        return self.render_template(template, invoice=invoice, form=form,
+        return self.render_template("finance/invoice_decision.html", invoice=invoice, form=form, heading=heading,
+                                    field_name=field_name, button=button,
                                     title_types=dict(INVOICE_TITLE_TYPE), invoice_types=dict(INVOICE_TYPE))
 
     @expose("/issue/<int:pk>", methods=["GET", "POST"])
@@ -249,7 +251,8 @@ class InvoiceView(ExtraSearchMixin, CpmsModelView):
             invoices.issue_invoice(invoice.id, g.user, form.invoice_no.data)
             flash(_("Invoice issued."), "success")
 
-        return self._decision(pk, form, "finance/invoice_issue.html", decide)
+        return self._decision(pk, form, decide, heading=_("Issue invoice"), field_name="invoice_no",
+                              button=_("Confirm issue"))
 
     @expose("/reject/<int:pk>", methods=["GET", "POST"])
     @has_access
@@ -262,7 +265,8 @@ class InvoiceView(ExtraSearchMixin, CpmsModelView):
             invoices.reject_invoice(invoice.id, g.user, form.reject_reason.data)
             flash(_("Invoice request rejected."), "success")
 
-        return self._decision(pk, form, "finance/invoice_reject.html", decide)
+        return self._decision(pk, form, decide, heading=_("Reject invoice request"), field_name="reject_reason",
+                              button=_("Reject"))
 
 
 # ----- 渠道管理 --------------------------------------------------------------------------------
