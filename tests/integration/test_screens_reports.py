@@ -29,7 +29,9 @@ def _db():
 
 @pytest.fixture(scope="module")
 def stats(app):
-    """Two days of figures for the first station of each demo operator."""
+    """Two days of figures for the first station of each demo operator, and nothing else in the last 60
+    days (orders other tests settled there on earlier days are aggregated too, the browser dashboard's
+    seeded days for one; these tests read the station's own two days)."""
     db = _db()
     with app.app_context():
         stations = {}
@@ -50,6 +52,9 @@ def stats(app):
                                        connector_count=4, available_seconds=4 * 86400,
                                        utilisation=Decimal("0.0208")).items():
                     setattr(row, key, value)
+            db.session.query(DailyStationStat).filter(
+                DailyStationStat.station_id == st.id, DailyStationStat.day >= today - timedelta(days=60),
+                DailyStationStat.day < today - timedelta(days=1)).delete(synchronize_session=False)
             out.append({"id": st.id, "code": st.code, "name": st.name, "operator_id": st.operator_id})
         db.session.commit()
         return out
