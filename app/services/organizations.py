@@ -13,8 +13,6 @@ NULL = no agreed discount; entered as 折 like campaigns (campaigns.zhe_to_rate)
 """
 from decimal import Decimal
 
-from sqlalchemy import func, select
-
 from app.extensions import db
 from app.models import Card, Member, Organization, OrganizationEntry
 from app.services import wallet
@@ -226,14 +224,6 @@ def available_balance(member, card):
 
 def balance_differences(session=None):
     """[(organization, ledger sum)] of every organization whose balance is not the sum of its ledger."""
-    session = session or db.session
-    sums = (select(OrganizationEntry.organization_id, func.sum(OrganizationEntry.amount).label("total"))
-            .group_by(OrganizationEntry.organization_id).subquery())
-    rows = session.execute(select(Organization.id, Organization.balance, sums.c.total)
-                           .outerjoin(sums, sums.c.organization_id == Organization.id).order_by(Organization.id))
-    wrong = {org_id: to_amount(total or 0) for org_id, balance, total in rows
-             if to_amount(balance or 0) != to_amount(total or 0)}
-    if not wrong:
-        return []
-    orgs = session.scalars(select(Organization).where(Organization.id.in_(wrong)).order_by(Organization.id))
-    return [(org, wrong[org.id]) for org in orgs]
+    from app.services.wallet import ledger_differences
+
+    return ledger_differences(Organization, OrganizationEntry.organization_id, OrganizationEntry.amount, session)

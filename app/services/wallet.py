@@ -124,18 +124,24 @@ def adjust(member_id, amount, reason, user_id, request_key, session=None):
     return entry
 
 
-def balance_differences(session=None):
-    """[(member, ledger sum)] of every member whose balance is not the sum of its ledger (should be
-    none: the balance changes only with a ledger entry, in the same transaction). Compared as Decimals
-    here, not in SQL: SQLite sums NUMERIC columns as floating point."""
+def ledger_differences(account_model, entry_account_column, entry_amount_column, session=None):
+    """[(account, ledger sum)] of every account (a member's wallet, an organization's account) whose cached
+    balance is not the sum of its ledger entries. Compared as Decimals here, not in SQL: SQLite sums
+    NUMERIC columns as floating point."""
     session = session or db.session
-    sums = (select(WalletEntry.member_id, func.sum(WalletEntry.amount).label("total"))
-            .group_by(WalletEntry.member_id).subquery())
-    rows = session.execute(select(Member.id, Member.balance, sums.c.total)
-                           .outerjoin(sums, sums.c.member_id == Member.id).order_by(Member.id))
-    wrong = {member_id: to_amount(total or 0) for member_id, balance, total in rows
+    sums = (select(entry_account_column.label("account_id"), func.sum(entry_amount_column).label("total"))
+            .group_by(entry_account_column).subquery())
+    rows = session.execute(select(account_model.id, account_model.balance, sums.c.total)
+                           .outerjoin(sums, sums.c.account_id == account_model.id).order_by(account_model.id))
+    wrong = {account_id: to_amount(total or 0) for account_id, balance, total in rows
              if to_amount(balance or 0) != to_amount(total or 0)}
     if not wrong:
         return []
-    members = session.scalars(select(Member).where(Member.id.in_(wrong)).order_by(Member.id))
-    return [(member, wrong[member.id]) for member in members]
+    accounts = session.scalars(select(account_model).where(account_model.id.in_(wrong)).order_by(account_model.id))
+    return [(account, wrong[account.id]) for account in accounts]
+
+
+def balance_differences(session=None):
+    """[(member, ledger sum)] of every member whose balance is not the sum of its ledger (should be
+    none: the balance changes only with a ledger entry, in the same transaction)."""
+    return ledger_differences(Member, WalletEntry.member_id, WalletEntry.amount, session)
